@@ -1,0 +1,1040 @@
+//! Regressions: malformed input the decoder must survive with the exact RFC 4271 §6 / RFC 7606
+//! outcome (a NOTIFICATION code/subcode/data, or treat-as-withdraw, or attribute discard), never
+//! a panic, hang or unbounded allocation. The first group is the table of
+//! `shared/reference/bgp-codec.md`, inputs that broke zettabgp; later groups cover each RFC case
+//! and the findings of fuzzing (`fuzz/`).
+
+// Helpers outside #[test] functions unwrap too: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::Ipv4Addr;
+
+use ferrolb_bgpd::wire::{
+    AsPath, AsSegment, Capability, CodecContext, DecodeError, ErrorAction, Family,
+    MAX_EXTENDED_MESSAGE_LEN, Message, NextHop, Notification, OpenError, Origin, PathAttribute,
+    RawAttribute, RecoveredError, Update, UpdateError, frame_len,
+};
+
+const MARKER: &str = "ffffffffffffffffffffffffffffffff";
+
+fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    hex::decode(s).expect("test hex")
+}
+
+/// A whole message of `msg_type` around `body_hex`, with the right length.
+fn message(msg_type: u8, body_hex: &str) -> Vec<u8> {
+    let body = hex(body_hex);
+    let mut out = hex(MARKER);
+    out.extend_from_slice(&u16::try_from(19 + body.len()).unwrap().to_be_bytes());
+    out.push(msg_type);
+    out.extend_from_slice(&body);
+    out
+}
+
+fn update(body_hex: &str) -> Vec<u8> {
+    message(2, body_hex)
+}
+
+fn contexts() -> [CodecContext; 2] {
+    [
+        CodecContext::default(),
+        CodecContext {
+            four_octet_as: true,
+            max_message_len: MAX_EXTENDED_MESSAGE_LEN,
+        },
+    ]
+}
+
+/// Decodes under both contexts and expects the same error from each and from `frame_len`'s
+/// view of the header.
+fn decode_err(bytes: &[u8]) -> DecodeError {
+    let errs: Vec<DecodeError> = contexts()
+        .iter()
+        .map(|ctx| Message::decode(bytes, ctx).expect_err("must not decode"))
+        .collect();
+    assert_eq!(errs[0], errs[1]);
+    errs[0].clone()
+}
+
+fn decode_err_ctx(bytes: &[u8], ctx: &CodecContext) -> DecodeError {
+    Message::decode(bytes, ctx).expect_err("must not decode")
+}
+
+/// The NOTIFICATION the error asks for, as (code, subcode, data hex).
+fn answer(e: &DecodeError) -> (u8, u8, String) {
+    let n = e.notification().expect("a NOTIFICATION is sent");
+    (n.code, n.subcode, hex::encode(n.data))
+}
+
+fn decoded_update(bytes: &[u8], ctx: &CodecContext) -> Update {
+    match Message::decode(bytes, ctx) {
+        Ok(Message::Update(u)) => u,
+        other => panic!("expected an UPDATE, got {other:?}"),
+    }
+}
+
+fn twa(error: UpdateError) -> RecoveredError {
+    RecoveredError {
+        action: ErrorAction::TreatAsWithdraw,
+        error,
+    }
+}
+
+fn discard(error: UpdateError) -> RecoveredError {
+    RecoveredError {
+        action: ErrorAction::AttributeDiscard,
+        error,
+    }
+}
+
+/// Decodes under both contexts; they must agree (the input has no ASN-width dependence).
+fn decoded_update_both(bytes: &[u8]) -> Update {
+    let [a, b] = contexts();
+    let u = decoded_update(bytes, &a);
+    assert_eq!(u, decoded_update(bytes, &b));
+    u
+}
+
+// ---------------------------------------------------------------------------------------------
+// bgp-codec.md: the regression table
+
+#[test]
+fn as_path_with_a_dangling_byte_is_treat_as_withdraw() {
+    // The 29-byte message that hangs zettabgp.
+    let bytes = hex("ffffffffffffffffffffffffffffffff001d0200000006400203020000");
+    assert_eq!(bytes, update("0000 0006 40 02 03 02 00 00"));
+    for ctx in contexts() {
+        let u = decoded_update(&bytes, &ctx);
+        assert!(u.treat_as_withdraw());
+        assert!(u.attributes.is_empty());
+        assert!(matches!(
+            u.recovered_errors.as_slice(),
+            [RecoveredError {
+                action: ErrorAction::TreatAsWithdraw,
+                error: UpdateError::MalformedAsPath { type_code: 2, .. }
+            }]
+        ));
+        // The NOTIFICATION it would have been: Malformed AS_PATH.
+        let n = u.recovered_errors[0].error.notification();
+        assert_eq!((n.code, n.subcode), (3, 11));
+    }
+}
+
+#[test]
+fn as_path_segment_claiming_more_asns_than_present_is_treat_as_withdraw() {
+    let u = decoded_update_both(&update("0000 0005 40 02 02 02 01"));
+    assert_eq!(
+        u.recovered_errors,
+        vec![twa(UpdateError::MalformedAsPath {
+            type_code: 2,
+            reason: "segment has fewer ASNs than its count"
+        })]
+    );
+}
+
+#[test]
+fn communities_length_not_a_multiple_of_4_is_treat_as_withdraw() {
+    let u = decoded_update_both(&update("0000 0005 c0 08 02 0000"));
+    assert!(u.treat_as_withdraw());
+    assert_eq!(
+        u.recovered_errors,
+        vec![twa(UpdateError::AttributeLength {
+            type_code: 8,
+            length: 2,
+            expected: "expected a non-zero multiple of 4",
+            attribute: hex("c008020000"),
+        })]
+    );
+    assert_eq!(answer_of(&u), (3, 5, "c008020000".to_owned()));
+}
+
+/// The NOTIFICATION the first recovered error would have been.
+fn answer_of(u: &Update) -> (u8, u8, String) {
+    let n = u.recovered_errors[0].error.notification();
+    (n.code, n.subcode, hex::encode(n.data))
+}
+
+#[test]
+fn large_communities_length_not_a_multiple_of_12_is_treat_as_withdraw() {
+    let u = decoded_update_both(&update("0000 0004 c0 20 01 00"));
+    assert!(u.treat_as_withdraw());
+    assert_eq!(answer_of(&u), (3, 5, "c0200100".to_owned()));
+}
+
+#[test]
+fn originator_id_too_short_is_treat_as_withdraw() {
+    let u = decoded_update_both(&update("0000 0004 80 09 01 00"));
+    assert!(u.treat_as_withdraw());
+    assert_eq!(answer_of(&u), (3, 5, "80090100".to_owned()));
+}
+
+#[test]
+fn truncated_attribute_header_of_one_octet_resets_with_malformed_attribute_list() {
+    let e = decode_err(&update("0000 0001 40"));
+    assert_eq!(
+        e,
+        DecodeError::Update(UpdateError::MalformedAttributeList {
+            reason: "truncated attribute header"
+        })
+    );
+    assert_eq!(answer(&e), (3, 1, String::new()));
+}
+
+#[test]
+fn truncated_attribute_header_of_two_octets_resets_with_malformed_attribute_list() {
+    let e = decode_err(&update("0000 0002 40 01"));
+    assert_eq!(answer(&e), (3, 1, String::new()));
+}
+
+#[test]
+fn empty_mp_unreach_resets_with_optional_attribute_error() {
+    let e = decode_err(&update("0000 0003 80 0f 00"));
+    assert_eq!(answer(&e), (3, 9, "800f00".to_owned()));
+}
+
+#[test]
+fn mp_unreach_without_safi_resets_with_optional_attribute_error() {
+    let e = decode_err(&update("0000 0005 80 0f 02 0002"));
+    assert_eq!(answer(&e), (3, 9, "800f020002".to_owned()));
+}
+
+#[test]
+fn short_mp_reach_resets_with_optional_attribute_error() {
+    let e = decode_err(&update("0000 0005 80 0e 02 0002"));
+    assert_eq!(answer(&e), (3, 9, "800e020002".to_owned()));
+}
+
+#[test]
+fn mp_reach_next_hop_beyond_the_attribute_resets_with_optional_attribute_error() {
+    let e = decode_err(&update("0000 0008 80 0e 05 0002 01 10 00"));
+    assert_eq!(
+        e,
+        DecodeError::Update(UpdateError::OptionalAttribute {
+            type_code: 14,
+            reason: "next hop overruns the attribute",
+            attribute: hex("800e050002011000"),
+        })
+    );
+    assert_eq!(answer(&e), (3, 9, "800e050002011000".to_owned()));
+}
+
+#[test]
+fn attr_set_is_an_unknown_attribute_kept_raw() {
+    // ATTR_SET (RFC 6368, type 128) is well framed; we do not interpret it.
+    let u = decoded_update_both(&update("0000 0008 80 80 05 0000fde9 40"));
+    assert!(u.recovered_errors.is_empty());
+    assert_eq!(
+        u.attributes,
+        vec![PathAttribute::Unknown(RawAttribute {
+            flags: 0x80,
+            type_code: 128,
+            value: hex("0000fde940")
+        })]
+    );
+}
+
+#[test]
+fn nlri_prefix_length_255_resets_with_invalid_network_field() {
+    let e = decode_err(&update("0000 0000 ff"));
+    assert_eq!(answer(&e), (3, 10, String::new()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// bgp-codec.md: header cases (RFC 4271 §6.1)
+
+#[test]
+fn length_below_19_is_bad_message_length() {
+    let bytes = hex(&format!("{MARKER} 0012 04"));
+    let e = decode_err(&bytes);
+    assert_eq!(answer(&e), (1, 2, "0012".to_owned()));
+    assert_eq!(frame_len(&bytes, &CodecContext::default()), Err(e));
+}
+
+#[test]
+fn keepalive_of_length_20_is_bad_message_length() {
+    let bytes = hex(&format!("{MARKER} 0014 04 00"));
+    let e = decode_err(&bytes);
+    assert_eq!(answer(&e), (1, 2, "0014".to_owned()));
+    // Known from the header alone, before the body arrives.
+    assert_eq!(frame_len(&bytes[..19], &CodecContext::default()), Err(e));
+}
+
+#[test]
+fn open_over_4096_is_bad_message_length_even_with_extended_messages() {
+    let mut bytes = message(
+        1,
+        &format!("04 fde9 005a 0a000001 00 {}", "00".repeat(4068)),
+    );
+    assert_eq!(bytes.len(), 4097);
+    let e = decode_err(&bytes);
+    assert_eq!(answer(&e), (1, 2, "1001".to_owned()));
+    bytes.truncate(19);
+    for ctx in contexts() {
+        assert_eq!(
+            frame_len(&bytes, &ctx)
+                .unwrap_err()
+                .notification()
+                .unwrap()
+                .subcode,
+            2
+        );
+    }
+}
+
+#[test]
+fn update_over_4096_without_extended_message_is_bad_message_length() {
+    // 816 /32s: 19 + 4 + 4080 = 4103 octets. Fine once both sides sent capability 6.
+    let bytes = update(&format!("0000 0000 {}", "20 0a000001 ".repeat(816)));
+    let len = bytes.len();
+    assert_eq!(len, 4103);
+    let e = decode_err_ctx(&bytes, &CodecContext::default());
+    assert_eq!(answer(&e), (1, 2, "1007".to_owned()));
+    assert_eq!(frame_len(&bytes[..19], &CodecContext::default()), Err(e));
+    let ext = CodecContext {
+        four_octet_as: true,
+        max_message_len: MAX_EXTENDED_MESSAGE_LEN,
+    };
+    assert_eq!(frame_len(&bytes[..19], &ext), Ok(None));
+    assert_eq!(frame_len(&bytes, &ext), Ok(Some(len)));
+    // The routes have no attributes: decodable, but treat-as-withdraw.
+    assert!(decoded_update(&bytes, &ext).treat_as_withdraw());
+}
+
+#[test]
+fn unknown_message_type_is_bad_message_type() {
+    let e = decode_err(&hex(&format!("{MARKER} 0013 06")));
+    assert_eq!(answer(&e), (1, 3, "06".to_owned()));
+}
+
+#[test]
+fn bad_marker_is_connection_not_synchronized() {
+    let mut bytes = hex(&format!("{MARKER} 0013 04"));
+    bytes[3] = 0;
+    let e = decode_err(&bytes);
+    assert_eq!(answer(&e), (1, 1, String::new()));
+    // Seen as soon as the broken marker octet arrives.
+    assert_eq!(frame_len(&bytes[..4], &CodecContext::default()), Err(e));
+}
+
+#[test]
+fn notification_shorter_than_21_is_never_answered() {
+    let bytes = hex(&format!("{MARKER} 0014 03 06"));
+    let e = decode_err(&bytes);
+    assert_eq!(e, DecodeError::NotificationLength { length: 20 });
+    assert_eq!(e.notification(), None);
+}
+
+#[test]
+fn route_refresh_not_of_length_23_is_bad_message_length() {
+    let e = decode_err(&message(5, "0001 00 01 00"));
+    assert_eq!(answer(&e), (1, 2, "0018".to_owned()));
+}
+
+#[test]
+fn open_shorter_than_29_is_bad_message_length() {
+    let e = decode_err(&message(1, "04 fde9 005a 0a000001"));
+    assert_eq!(answer(&e), (1, 2, "001c".to_owned()));
+}
+
+#[test]
+fn update_shorter_than_23_is_bad_message_length() {
+    let e = decode_err(&message(2, "0000"));
+    assert_eq!(answer(&e), (1, 2, "0015".to_owned()));
+}
+
+#[test]
+fn frame_len_is_none_on_every_prefix_of_a_valid_message_then_its_length() {
+    let bytes = update("0000 0014 40010100 4002060201fa56ea01 400304c000020a 20c6336407 18cb0071");
+    for ctx in contexts() {
+        for n in 0..bytes.len() {
+            assert_eq!(
+                frame_len(&bytes[..n], &ctx),
+                Ok(None),
+                "prefix of {n} octets"
+            );
+        }
+        assert_eq!(frame_len(&bytes, &ctx), Ok(Some(bytes.len())));
+        let mut more = bytes.clone();
+        more.extend_from_slice(&bytes);
+        assert_eq!(frame_len(&more, &ctx), Ok(Some(bytes.len())));
+    }
+}
+
+#[test]
+fn decode_refuses_a_frame_that_is_not_exactly_one_message() {
+    let bytes = hex(&format!("{MARKER} 0013 04"));
+    let e = decode_err(&bytes[..18]);
+    assert_eq!(
+        e,
+        DecodeError::FrameLength {
+            declared: None,
+            actual: 18
+        }
+    );
+    let mut more = bytes.clone();
+    more.push(0);
+    assert_eq!(
+        decode_err(&more),
+        DecodeError::FrameLength {
+            declared: Some(19),
+            actual: 20
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// OPEN (RFC 4271 §6.2, RFC 5492, RFC 7607, RFC 9072)
+
+/// An OPEN body: version 4, AS 65001, hold 90, id 10.0.0.1, then `params_hex` with its length.
+fn open(params_hex: &str) -> Vec<u8> {
+    let params = hex(params_hex);
+    message(
+        1,
+        &format!(
+            "04 fde9 005a 0a000001 {:02x} {}",
+            params.len(),
+            hex::encode(params)
+        ),
+    )
+}
+
+fn open_err(bytes: &[u8]) -> OpenError {
+    match decode_err(bytes) {
+        DecodeError::Open(e) => e,
+        other => panic!("expected an OPEN error, got {other:?}"),
+    }
+}
+
+#[test]
+fn open_version_3_is_unsupported_version_with_4_in_the_data() {
+    let bytes = message(1, "03 fde9 005a 0a000001 00");
+    assert_eq!(
+        open_err(&bytes),
+        OpenError::UnsupportedVersion { version: 3 }
+    );
+    assert_eq!(answer(&decode_err(&bytes)), (2, 1, "0004".to_owned()));
+}
+
+#[test]
+fn open_hold_time_1_or_2_is_unacceptable() {
+    for hold in ["0001", "0002"] {
+        let e = decode_err(&message(1, &format!("04 fde9 {hold} 0a000001 00")));
+        assert_eq!(answer(&e), (2, 6, String::new()));
+    }
+    for hold in ["0000", "0003"] {
+        assert!(
+            Message::decode(
+                &message(1, &format!("04 fde9 {hold} 0a000001 00")),
+                &CodecContext::default()
+            )
+            .is_ok()
+        );
+    }
+}
+
+#[test]
+fn open_bgp_identifier_zero_is_bad_bgp_identifier() {
+    let e = decode_err(&message(1, "04 fde9 005a 00000000 00"));
+    assert_eq!(answer(&e), (2, 3, String::new()));
+}
+
+#[test]
+fn open_my_as_zero_is_bad_peer_as() {
+    let e = decode_err(&message(1, "04 0000 005a 0a000001 00"));
+    assert_eq!(answer(&e), (2, 2, String::new()));
+}
+
+#[test]
+fn open_four_octet_as_zero_is_bad_peer_as() {
+    let e = decode_err(&open("0206 4104 00000000"));
+    assert_eq!(answer(&e), (2, 2, String::new()));
+}
+
+#[test]
+fn open_optional_parameter_other_than_capabilities_is_unsupported() {
+    // Type 1, the deprecated authentication parameter.
+    let bytes = open("0102 0000");
+    assert_eq!(
+        open_err(&bytes),
+        OpenError::UnsupportedOptionalParameter { param_type: 1 }
+    );
+    assert_eq!(answer(&decode_err(&bytes)), (2, 4, String::new()));
+}
+
+#[test]
+fn open_optional_parameters_length_disagreeing_with_the_message_is_malformed() {
+    // Opt Parm Len 9, 8 octets follow.
+    let e = decode_err(&message(1, "04 fde9 005a 0a000001 09 0206 0104 0001 0001"));
+    assert_eq!(answer(&e), (2, 0, String::new()));
+    // Opt Parm Len 4, 8 octets follow.
+    let e = decode_err(&message(1, "04 fde9 005a 0a000001 04 0206 0104 0001 0001"));
+    assert_eq!(answer(&e), (2, 0, String::new()));
+}
+
+#[test]
+fn open_capability_overrunning_its_parameter_is_malformed() {
+    let e = decode_err(&open("0204 0104 0001"));
+    assert_eq!(answer(&e), (2, 0, String::new()));
+}
+
+#[test]
+fn open_known_capability_with_wrong_length_is_malformed() {
+    for params in [
+        "0205 0103 000101",
+        "0203 0201 00",
+        "0205 4103 000001",
+        "0205 4003 000000",
+    ] {
+        let e = decode_err(&open(params));
+        assert!(
+            matches!(e, DecodeError::Open(OpenError::MalformedCapability { .. })),
+            "{params}: {e:?}"
+        );
+        assert_eq!(answer(&e), (2, 0, String::new()));
+    }
+}
+
+#[test]
+fn open_fqdn_capability_with_a_domain_name_is_kept_raw() {
+    // FRR's default: hostname "rtr", domain "lab".
+    let bytes = open("020a 4908 03727472 036c6162");
+    let Ok(Message::Open(o)) = Message::decode(&bytes, &CodecContext::default()) else {
+        panic!()
+    };
+    assert_eq!(
+        o.capabilities,
+        vec![Capability::Unknown {
+            code: 73,
+            value: hex("03727472036c6162")
+        }]
+    );
+}
+
+#[test]
+fn open_unknown_capabilities_are_kept_raw_in_order() {
+    let bytes = open("0202 4600 0206 4504 00010103 0202 8000");
+    let Ok(Message::Open(o)) = Message::decode(&bytes, &CodecContext::default()) else {
+        panic!()
+    };
+    assert_eq!(
+        o.capabilities,
+        vec![
+            Capability::Unknown {
+                code: 70,
+                value: vec![]
+            },
+            Capability::Unknown {
+                code: 69,
+                value: hex("00010103")
+            },
+            Capability::Unknown {
+                code: 128,
+                value: vec![]
+            },
+        ]
+    );
+}
+
+#[test]
+fn open_several_capabilities_in_one_parameter_are_all_read() {
+    let bytes = open("0210 0104 00010001 0104 00020001 0200 0600");
+    let Ok(Message::Open(o)) = Message::decode(&bytes, &CodecContext::default()) else {
+        panic!()
+    };
+    assert_eq!(
+        o.capabilities,
+        vec![
+            Capability::Multiprotocol(Family::IPV4_UNICAST),
+            Capability::Multiprotocol(Family::IPV6_UNICAST),
+            Capability::RouteRefresh,
+            Capability::ExtendedMessage,
+        ]
+    );
+}
+
+#[test]
+fn open_rfc_9072_extended_optional_parameters_are_accepted() {
+    // Non-Ext OP Len 255, type 255, Extended Opt. Parm. Length 7, one parameter of type 2 with a
+    // 2-octet length 4 holding route refresh and extended message.
+    let bytes = message(1, "04 fde9 005a 0a000001 ff ff 0007 02 0004 0200 0600");
+    let Ok(Message::Open(o)) = Message::decode(&bytes, &CodecContext::default()) else {
+        panic!()
+    };
+    assert_eq!(
+        o.capabilities,
+        vec![Capability::RouteRefresh, Capability::ExtendedMessage]
+    );
+}
+
+#[test]
+fn open_empty_capabilities_parameter_is_accepted() {
+    let bytes = open("0200");
+    assert!(Message::decode(&bytes, &CodecContext::default()).is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// UPDATE (RFC 4271 §6.3, RFC 7606, RFC 4760)
+
+const ORIGIN: &str = "40010100";
+const AS_PATH_EMPTY: &str = "400200";
+const NEXT_HOP: &str = "400304c0000201";
+
+/// An UPDATE with the given withdrawn-routes, attributes and NLRI hex, lengths computed.
+fn update_parts(withdrawn: &str, attrs: &str, nlri: &str) -> Vec<u8> {
+    let w = hex(withdrawn);
+    let a = hex(attrs);
+    update(&format!(
+        "{:04x} {} {:04x} {} {}",
+        w.len(),
+        hex::encode(&w),
+        a.len(),
+        hex::encode(&a),
+        nlri
+    ))
+}
+
+#[test]
+fn withdrawn_routes_length_beyond_the_message_resets_with_malformed_attribute_list() {
+    let e = decode_err(&update("0010 0000"));
+    assert_eq!(answer(&e), (3, 1, String::new()));
+}
+
+#[test]
+fn total_attribute_length_beyond_the_message_resets_with_malformed_attribute_list() {
+    let e = decode_err(&update("0000 0010 40010100"));
+    assert_eq!(answer(&e), (3, 1, String::new()));
+}
+
+#[test]
+fn attribute_length_beyond_the_attribute_list_resets_with_malformed_attribute_list() {
+    // ORIGIN claims 2 octets; the list ends after 1; the rest would be NLRI.
+    let e = decode_err(&update("0000 0004 40010200 0000"));
+    assert_eq!(answer(&e), (3, 1, String::new()));
+    // Extended length header cut short.
+    let e = decode_err(&update("0000 0003 500101"));
+    assert_eq!(answer(&e), (3, 1, String::new()));
+}
+
+#[test]
+fn withdrawn_prefix_longer_than_32_resets_with_invalid_network_field() {
+    let e = decode_err(&update_parts("21 0a000000 00", "", ""));
+    assert_eq!(answer(&e), (3, 10, String::new()));
+}
+
+#[test]
+fn nlri_prefix_running_past_the_message_resets_with_invalid_network_field() {
+    let e = decode_err(&update_parts(
+        "",
+        &format!("{ORIGIN}{AS_PATH_EMPTY}{NEXT_HOP}"),
+        "18 0a00",
+    ));
+    assert_eq!(answer(&e), (3, 10, String::new()));
+}
+
+#[test]
+fn mp_reach_ipv6_prefix_longer_than_128_resets_with_invalid_network_field() {
+    let e = decode_err(&update_parts(
+        "",
+        &format!(
+            "{ORIGIN}{AS_PATH_EMPTY} 800e 16 0002 01 10 20010db8000000000000000000000001 00 81"
+        ),
+        "",
+    ));
+    assert_eq!(answer(&e), (3, 10, String::new()));
+}
+
+#[test]
+fn mp_reach_ipv6_with_a_4_octet_next_hop_resets_with_optional_attribute_error() {
+    let e = decode_err(&update_parts("", "800e 09 0002 01 04 c0000201 00", ""));
+    assert_eq!(answer(&e), (3, 9, "800e0900020104c000020100".to_owned()));
+}
+
+#[test]
+fn duplicate_mp_reach_resets_with_malformed_attribute_list() {
+    let mp = "800e 0b 0001 01 04 c0000201 00 08 0a";
+    let e = decode_err(&update_parts(
+        "",
+        &format!("{ORIGIN}{AS_PATH_EMPTY}{mp}{mp}"),
+        "",
+    ));
+    assert_eq!(
+        e,
+        DecodeError::Update(UpdateError::DuplicateAttribute { type_code: 14 })
+    );
+    assert_eq!(answer(&e), (3, 1, String::new()));
+}
+
+#[test]
+fn duplicate_mp_unreach_resets_with_malformed_attribute_list() {
+    let mp = "800f 03 0002 01";
+    let e = decode_err(&update_parts("", &format!("{mp}{mp}"), ""));
+    assert_eq!(answer(&e), (3, 1, String::new()));
+}
+
+#[test]
+fn duplicate_ordinary_attribute_keeps_the_first_and_discards_the_rest() {
+    let u = decoded_update_both(&update_parts(
+        "",
+        &format!("{ORIGIN}{AS_PATH_EMPTY}{NEXT_HOP} 40010102 400304c0000202"),
+        "08 0a",
+    ));
+    assert!(!u.treat_as_withdraw());
+    assert_eq!(
+        u.attributes,
+        vec![
+            PathAttribute::Origin(Origin::Igp),
+            PathAttribute::AsPath(AsPath::default()),
+            PathAttribute::NextHop(Ipv4Addr::new(192, 0, 2, 1)),
+        ]
+    );
+    assert_eq!(
+        u.recovered_errors,
+        vec![
+            discard(UpdateError::DuplicateAttribute { type_code: 1 }),
+            discard(UpdateError::DuplicateAttribute { type_code: 3 }),
+        ]
+    );
+}
+
+#[test]
+fn nlri_without_next_hop_is_treat_as_withdraw_with_missing_well_known_attribute() {
+    let u = decoded_update_both(&update_parts(
+        "",
+        &format!("{ORIGIN}{AS_PATH_EMPTY}"),
+        "08 0a",
+    ));
+    assert_eq!(
+        u.recovered_errors,
+        vec![twa(UpdateError::MissingWellKnownAttribute { type_code: 3 })]
+    );
+    assert_eq!(answer_of(&u), (3, 3, "03".to_owned()));
+}
+
+#[test]
+fn nlri_without_any_attribute_misses_origin_as_path_and_next_hop() {
+    let u = decoded_update_both(&update_parts("", "", "08 0a"));
+    let missing: Vec<_> = u
+        .recovered_errors
+        .iter()
+        .map(|e| e.error.type_code())
+        .collect();
+    assert_eq!(missing, vec![Some(1), Some(2), Some(3)]);
+    assert!(u.treat_as_withdraw());
+}
+
+#[test]
+fn mp_reach_without_origin_is_treat_as_withdraw_but_needs_no_next_hop_attribute() {
+    let u = decoded_update_both(&update_parts(
+        "",
+        &format!("{AS_PATH_EMPTY} 800e 16 0002 01 10 20010db8000000000000000000000001 00 00"),
+        "",
+    ));
+    assert_eq!(
+        u.recovered_errors,
+        vec![twa(UpdateError::MissingWellKnownAttribute { type_code: 1 })]
+    );
+}
+
+#[test]
+fn withdrawals_only_need_no_attributes() {
+    let u = decoded_update_both(&update_parts("08 0a", "", ""));
+    assert!(u.recovered_errors.is_empty());
+}
+
+#[test]
+fn origin_value_3_is_treat_as_withdraw_with_invalid_origin() {
+    let u = decoded_update_both(&update_parts(
+        "",
+        &format!("40010103 {AS_PATH_EMPTY}{NEXT_HOP}"),
+        "08 0a",
+    ));
+    assert_eq!(
+        u.recovered_errors,
+        vec![twa(UpdateError::InvalidOrigin {
+            value: 3,
+            attribute: hex("40010103")
+        })]
+    );
+    assert_eq!(answer_of(&u), (3, 6, "40010103".to_owned()));
+}
+
+#[test]
+fn origin_of_length_2_is_treat_as_withdraw() {
+    let u = decoded_update_both(&update_parts("", "4001020000", ""));
+    assert_eq!(answer_of(&u), (3, 5, "4001020000".to_owned()));
+    assert!(u.treat_as_withdraw());
+}
+
+#[test]
+fn next_hop_of_length_5_is_treat_as_withdraw() {
+    let u = decoded_update_both(&update_parts("", "400305c000020100", ""));
+    assert!(u.treat_as_withdraw());
+    assert_eq!(answer_of(&u).1, 5);
+}
+
+#[test]
+fn next_hop_0_0_0_0_is_treat_as_withdraw_with_invalid_next_hop() {
+    let u = decoded_update_both(&update_parts(
+        "",
+        &format!("{ORIGIN}{AS_PATH_EMPTY} 40030400000000"),
+        "08 0a",
+    ));
+    assert_eq!(
+        u.recovered_errors,
+        vec![twa(UpdateError::InvalidNextHop {
+            next_hop: Ipv4Addr::UNSPECIFIED,
+            attribute: hex("40030400000000")
+        })]
+    );
+    assert_eq!(answer_of(&u).1, 8);
+}
+
+#[test]
+fn med_and_local_pref_of_wrong_length_are_treat_as_withdraw() {
+    for attr in ["800403000000", "4005050000000000"] {
+        let u = decoded_update_both(&update_parts("", attr, ""));
+        assert!(u.treat_as_withdraw(), "{attr}");
+        assert_eq!(answer_of(&u).1, 5);
+    }
+}
+
+#[test]
+fn cluster_list_empty_or_ragged_is_treat_as_withdraw() {
+    for attr in ["800a00", "800a050a0000010a"] {
+        let u = decoded_update_both(&update_parts("", attr, ""));
+        assert!(u.treat_as_withdraw(), "{attr}");
+    }
+}
+
+#[test]
+fn empty_communities_and_large_communities_are_treat_as_withdraw() {
+    for attr in ["c00800", "c02000", "c01000", "c01004 00000000"] {
+        let u = decoded_update_both(&update_parts("", attr, ""));
+        assert!(u.treat_as_withdraw(), "{attr}");
+    }
+}
+
+#[test]
+fn atomic_aggregate_with_a_value_is_discarded() {
+    let u = decoded_update_both(&update_parts("", &format!("{ORIGIN} 40060100"), ""));
+    assert!(!u.treat_as_withdraw());
+    assert_eq!(u.attributes, vec![PathAttribute::Origin(Origin::Igp)]);
+    assert_eq!(
+        u.recovered_errors,
+        vec![discard(UpdateError::AttributeLength {
+            type_code: 6,
+            length: 1,
+            expected: "expected 0",
+            attribute: hex("40060100")
+        })]
+    );
+}
+
+#[test]
+fn aggregator_length_follows_the_negotiated_asn_width_and_is_discarded_otherwise() {
+    let six = update_parts("", "c007 06 fde9 0a000001", "");
+    let eight = update_parts("", "c007 08 0000fde9 0a000001", "");
+    let [two, four] = contexts();
+    assert!(decoded_update(&six, &two).recovered_errors.is_empty());
+    assert!(decoded_update(&eight, &four).recovered_errors.is_empty());
+    for (bytes, ctx) in [(&six, &four), (&eight, &two)] {
+        let u = decoded_update(bytes, ctx);
+        assert!(u.attributes.is_empty());
+        assert_eq!(u.recovered_errors[0].action, ErrorAction::AttributeDiscard);
+        assert!(!u.treat_as_withdraw());
+    }
+}
+
+#[test]
+fn malformed_as4_path_and_as4_aggregator_are_discarded() {
+    for attr in ["c011 03 020100", "c012 06 fde90a000001"] {
+        let u = decoded_update_both(&update_parts("", attr, ""));
+        assert!(u.attributes.is_empty());
+        assert_eq!(
+            u.recovered_errors[0].action,
+            ErrorAction::AttributeDiscard,
+            "{attr}"
+        );
+        assert!(!u.treat_as_withdraw());
+    }
+}
+
+#[test]
+fn as_path_errors_of_each_kind_are_treat_as_withdraw() {
+    for value in ["02 00", "05 01 fde9", "02", "02 02 fde9"] {
+        let v = hex(value);
+        let attr = format!("4002 {:02x} {}", v.len(), hex::encode(&v));
+        let u = decoded_update(&update_parts("", &attr, ""), &CodecContext::default());
+        assert!(
+            matches!(
+                u.recovered_errors.as_slice(),
+                [RecoveredError {
+                    action: ErrorAction::TreatAsWithdraw,
+                    error: UpdateError::MalformedAsPath { type_code: 2, .. }
+                }]
+            ),
+            "{value}: {u:?}"
+        );
+    }
+}
+
+#[test]
+fn as_path_width_follows_the_context() {
+    let bytes = update_parts("", "4002 06 0201 fa56ea01", "");
+    let [two, four] = contexts();
+    // With 2-octet ASNs the segment claims 1 ASN and 2 octets are left over: malformed.
+    assert!(decoded_update(&bytes, &two).treat_as_withdraw());
+    let u = decoded_update(&bytes, &four);
+    assert_eq!(
+        u.attributes,
+        vec![PathAttribute::AsPath(AsPath {
+            segments: vec![AsSegment::Sequence(vec![4200000001])]
+        })]
+    );
+}
+
+#[test]
+fn well_known_attribute_with_optional_flag_is_treat_as_withdraw_with_flags_error() {
+    let u = decoded_update_both(&update_parts(
+        "",
+        &format!("c0010100 {AS_PATH_EMPTY}{NEXT_HOP}"),
+        "08 0a",
+    ));
+    assert_eq!(
+        u.recovered_errors,
+        vec![twa(UpdateError::AttributeFlags {
+            type_code: 1,
+            flags: 0xc0,
+            attribute: hex("c0010100")
+        })]
+    );
+    assert_eq!(answer_of(&u), (3, 4, "c0010100".to_owned()));
+}
+
+#[test]
+fn mp_reach_with_wrong_flags_is_still_parsed_and_treat_as_withdraw() {
+    let u = decoded_update_both(&update_parts(
+        "",
+        &format!("{ORIGIN}{AS_PATH_EMPTY} c00e 0b 0001 01 04 c0000201 00 08 0a"),
+        "",
+    ));
+    assert!(u.treat_as_withdraw());
+    assert!(
+        u.attributes
+            .iter()
+            .any(|a| matches!(a, PathAttribute::MpReach(mp) if mp.nlri.len() == 1))
+    );
+}
+
+#[test]
+fn partial_and_extended_length_bits_are_accepted_on_known_attributes() {
+    let u = decoded_update_both(&update_parts("", "e0080400010002 d0200000", ""));
+    // COMMUNITIES with Partial: fine. LARGE_COMMUNITIES with extended length 0: empty, so
+    // malformed.
+    assert_eq!(
+        u.attributes,
+        vec![PathAttribute::Communities(vec![
+            ferrolb_bgpd::wire::Community(0x0001_0002)
+        ])]
+    );
+    assert!(u.treat_as_withdraw());
+}
+
+#[test]
+fn mp_attributes_of_other_families_are_kept_raw() {
+    let u = decoded_update_both(&update_parts("", "800e 0a 0019 46 04 c0000201 00 00", ""));
+    assert_eq!(
+        u.attributes,
+        vec![PathAttribute::Unknown(RawAttribute {
+            flags: 0x80,
+            type_code: 14,
+            value: hex("00194604c00002010000")
+        })]
+    );
+}
+
+#[test]
+fn mp_reach_ipv4_nlri_with_ipv6_next_hop_is_accepted() {
+    // RFC 8950.
+    let u = decoded_update_both(&update_parts(
+        "",
+        &format!(
+            "{ORIGIN}{AS_PATH_EMPTY} 800e 19 0001 01 10 20010db8000000000000000000000001 00 18 c63364"
+        ),
+        "",
+    ));
+    assert!(u.recovered_errors.is_empty());
+    let [.., PathAttribute::MpReach(mp)] = u.attributes.as_slice() else {
+        panic!("{u:?}")
+    };
+    assert!(matches!(
+        mp.next_hop,
+        NextHop::V6 {
+            link_local: None,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn host_bits_past_the_prefix_length_are_masked() {
+    let u = decoded_update_both(&update_parts("18 0a0102 19 0a0102ff", "", ""));
+    assert_eq!(
+        u.withdrawn,
+        vec![
+            "10.1.2.0/24".parse().unwrap(),
+            "10.1.2.128/25".parse().unwrap()
+        ]
+    );
+}
+
+#[test]
+fn notification_data_is_kept_whole() {
+    let data = "ab".repeat(300);
+    let bytes = message(3, &format!("03 01 {data}"));
+    let Ok(Message::Notification(n)) = Message::decode(&bytes, &CodecContext::default()) else {
+        panic!()
+    };
+    assert_eq!(n, Notification::new(3, 1, hex(&data)));
+}
+
+#[test]
+fn notification_with_invalid_shutdown_text_has_no_text() {
+    for data in ["05 6162", "02 ff fe", "00", ""] {
+        assert_eq!(
+            Notification::new(6, 2, hex(data)).shutdown_text(),
+            None,
+            "{data}"
+        );
+    }
+}
+
+#[test]
+fn encoding_too_much_is_an_error_never_a_wrapped_length() {
+    // An UPDATE of 70000 octets with a context claiming more than the 2-octet length can hold.
+    let huge = CodecContext {
+        four_octet_as: true,
+        max_message_len: 1 << 20,
+    };
+    let u = Message::Update(Update {
+        attributes: vec![PathAttribute::Unknown(RawAttribute {
+            flags: 0xc0,
+            type_code: 99,
+            value: vec![0; 70000],
+        })],
+        ..Update::default()
+    });
+    assert!(matches!(
+        u.encode(&huge),
+        Err(ferrolb_bgpd::wire::EncodeError::TooLong { max: 65535, .. })
+    ));
+}
+
+#[test]
+fn decoded_routes_of_a_valid_update_carry_no_recovered_errors() {
+    let bytes = update_parts("", &format!("{ORIGIN}{AS_PATH_EMPTY}{NEXT_HOP}"), "08 0a");
+    let u = decoded_update_both(&bytes);
+    assert!(u.recovered_errors.is_empty());
+    assert_eq!(u.nlri, vec!["10.0.0.0/8".parse().unwrap()]);
+}
