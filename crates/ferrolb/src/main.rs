@@ -1,0 +1,53 @@
+//! The `ferrolb` command. Each subcommand is a sibling module with an `Args` struct and a `run`
+//! function; this file only parses the command line and maps the outcome to an exit status.
+//! The work itself (validation, conversion, manifests) lives in the library crates.
+
+mod check;
+mod crds;
+mod inputs;
+mod migrate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// ferrolb: BGP-first load balancing for bare-metal Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "ferrolb", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions, or write one file per CRD with --out.
+    Crds(crds::Args),
+    /// Validate ferrolb (and MetalLB) YAML offline; exit status 1 if anything is wrong.
+    Check(check::Args),
+    /// Convert MetalLB resources and its legacy ConfigMap into ferrolb.io YAML on stdout.
+    Migrate(migrate::Args),
+}
+
+/// What a subcommand reports back: did it find problems in the user's input?
+enum Outcome {
+    Clean,
+    ProblemsFound,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Crds(args) => crds::run(&args),
+        Command::Check(args) => check::run(&args),
+        Command::Migrate(args) => migrate::run(&args),
+    };
+    match result {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::ProblemsFound) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("ferrolb: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! ferrolb's configuration model.
+//!
+//! Owns: the ferrolb.io custom resources (`crd`) and their CRD manifests (`crds`); the typed,
+//! validated `Config` everything else consumes (`config`), with every error carrying the object
+//! and field path; the typed reading of a Kubernetes Service (`service`); reading YAML documents
+//! (`load`, `source`); and the conversion of MetalLB configuration (`metallb`), with the
+//! `check` and `migrate` reports the `ferrolb` binary prints.
+//!
+//! Does not own: sockets, Kubernetes API calls, allocation or announcement decisions.
+//!
+//! Two types are called `Community`: `crd::Community` is the resource that defines aliases,
+//! `community::Community` is a standard BGP community value.
+
+pub mod address;
+pub mod check;
+pub mod community;
+pub mod config;
+pub mod crd;
+pub mod crds;
+pub mod duration;
+pub mod load;
+pub mod metallb;
+pub mod migrate;
+pub mod names;
+pub mod selector;
+pub mod service;
+pub mod source;
+
+pub use community::{CommunityValue, LargeCommunity};
+pub use config::{Config, Resources, ValidationError};
+pub use crd::{ConfigObject, ObjectRef, ResourceKind};
+pub use service::{ServiceError, ServiceView};
