@@ -1,7 +1,7 @@
 //! `announce`: ferrolb's BGP speaker on its own, as a command.
 //!
 //! Peers with one router and announces a fixed set of prefixes until stopped; SIGTERM or Ctrl-C
-//! sends a Cease/Administrative Shutdown NOTIFICATION first. The lab demo and the benchmark run
+//! sends a Cease/Administrative Shutdown NOTIFICATION first. The benchmark runs
 //! it; it is also a quick way to announce a service address from any Linux host.
 //!
 //! ```text
@@ -212,7 +212,8 @@ async fn main() -> Result<()> {
                 if p.initial_sync_done && !synced {
                     synced = true;
                     let took = established_at.map(|t| t.elapsed()).unwrap_or(Duration::ZERO);
-                    println!("sent {} prefixes and End-of-RIB in {:.3}s",
+                    // Packed and handed to the connection; the router may still be reading them.
+                    println!("queued {} prefixes and End-of-RIB for the router {:.3}s after Established",
                         p.prefixes_advertised_v4 + p.prefixes_advertised_v6, took.as_secs_f64());
                 }
             }

@@ -150,15 +150,43 @@ impl AdjRibOut {
 
     /// Replaces the desired route set. Only prefixes whose attributes changed become pending.
     pub fn set_desired(&mut self, routes: impl IntoIterator<Item = (IpNet, RouteAttributes)>) {
-        let mut new: BTreeMap<IpNet, Arc<RouteAttributes>> = BTreeMap::new();
-        for (prefix, attrs) in routes {
-            let attrs = self.intern(attrs);
-            new.insert(prefix.trunc(), attrs);
+        // A sorted list rather than a map: half the memory while a large table is loaded.
+        let mut new: Vec<(IpNet, Arc<RouteAttributes>)> = routes
+            .into_iter()
+            .map(|(prefix, attrs)| (prefix.trunc(), self.intern(attrs)))
+            .collect();
+        // Stable sort, then keep the last of duplicates, as a map insert would.
+        new.sort_by_key(|r| r.0);
+        new.reverse();
+        new.dedup_by(|a, b| a.0 == b.0);
+        new.reverse();
+        if self.entries.is_empty() && !self.session_up {
+            // Nothing to diff against: build the table in one pass.
+            self.desired = [0, 0];
+            for (prefix, _) in &new {
+                self.desired[family_index(Family::of(prefix))] += 1;
+            }
+            self.entries = new
+                .into_iter()
+                .map(|(prefix, attrs)| {
+                    (
+                        prefix,
+                        Entry {
+                            desired: Some(attrs),
+                            advertised: None,
+                        },
+                    )
+                })
+                .collect();
+            self.gc_interned();
+            return;
         }
         let gone: Vec<IpNet> = self
             .entries
             .iter()
-            .filter(|(p, e)| e.desired.is_some() && !new.contains_key(p))
+            .filter(|(p, e)| {
+                e.desired.is_some() && new.binary_search_by(|(q, _)| q.cmp(p)).is_err()
+            })
             .map(|(p, _)| *p)
             .collect();
         for prefix in gone {
@@ -307,6 +335,10 @@ impl AdjRibOut {
             if entry.desired.is_none() {
                 self.entries.remove(&prefix);
             }
+            return;
+        }
+        if !self.session_up {
+            // The next session sends the whole table anyway (see `session_up`).
             return;
         }
         if entry.desired.is_some() {

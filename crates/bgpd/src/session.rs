@@ -31,8 +31,8 @@ use crate::rib_out::{AdjRibOut, RouteAttributes, SessionParams};
 use crate::speaker::SpeakerStatus;
 use crate::transport::{self, ConnectParams};
 use crate::wire::{
-    CodecContext, DecodeError, Family, MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN, Message,
-    PathAttribute, frame_len,
+    AsSegment, CodecContext, DecodeError, Family, MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN,
+    Message, PathAttribute, frame_len,
 };
 
 /// UPDATEs queued per connection beyond what the kernel's socket buffer holds.
@@ -177,6 +177,10 @@ impl PeerTask {
                 permit = reserve(update_queue) => {
                     if let Some(permit) = permit {
                         self.send_next_update(permit);
+                        // Let the writer (and the reader, for the peer's KEEPALIVE) run between
+                        // UPDATEs: on a single-threaded runtime a table walk would otherwise
+                        // fill the queue before our KEEPALIVE leaves.
+                        tokio::task::yield_now().await;
                     }
                 }
             }
@@ -512,8 +516,21 @@ impl PeerTask {
     }
 
     fn count_received(&mut self, update: crate::wire::Update) {
-        let withdraw_all = update.treat_as_withdraw();
-        if withdraw_all {
+        // RFC 4271 §9.1.2: a route whose AS_PATH already holds our AS is a loop; it does not
+        // count as received (routers commonly echo our own routes back).
+        let looped = update.attributes.iter().any(|a| match a {
+            PathAttribute::AsPath(path) | PathAttribute::As4Path(path) => {
+                path.segments.iter().any(|seg| match seg {
+                    AsSegment::Sequence(asns)
+                    | AsSegment::Set(asns)
+                    | AsSegment::ConfedSequence(asns)
+                    | AsSegment::ConfedSet(asns) => asns.contains(&self.config.local_as),
+                })
+            }
+            _ => false,
+        });
+        let withdraw_all = update.treat_as_withdraw() || looped;
+        if update.treat_as_withdraw() {
             warn!(peer = %self.config.address, errors = ?update.recovered_errors,
                 "malformed attributes: routes in this UPDATE treated as withdrawn (RFC 7606)");
         }
