@@ -6,6 +6,7 @@ mod check;
 mod crds;
 mod inputs;
 mod migrate;
+mod speaker;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,8 @@ enum Command {
     Check(check::Args),
     /// Convert MetalLB resources and its legacy ConfigMap into ferrolb.io YAML on stdout.
     Migrate(migrate::Args),
+    /// Run the node agent: announce this node's service addresses from a folder of YAML.
+    Speaker(speaker::Args),
 }
 
 /// What a subcommand reports back: did it find problems in the user's input?
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::Crds(args) => crds::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Migrate(args) => migrate::run(&args),
+        Command::Speaker(args) => speaker::run(&args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

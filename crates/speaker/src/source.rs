@@ -1,0 +1,212 @@
+//! The configuration folder: every YAML file in it, read as one snapshot.
+//!
+//! A folder holds ferrolb.io resources, `v1` Services and (optionally) `discovery.k8s.io/v1`
+//! EndpointSlices, in any mix of files and multi-document files. A snapshot is all or nothing:
+//! one bad document and the whole read fails with every problem found, each with its file,
+//! document and field, so the agent keeps running on the last good snapshot. Other kinds of
+//! objects are ignored (and named in [`Snapshot::ignored`]); MetalLB resources are refused with
+//! a pointer to `ferrolb migrate`.
+//!
+//! [`watch`] turns changes below the folder into a debounced stream of "read again" signals.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use ferrolb_model::load::{decode_object, split_documents, type_meta};
+use ferrolb_model::service::ServiceView;
+use ferrolb_model::source::read_paths;
+use ferrolb_model::{Config, Resources};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use tokio::sync::mpsc;
+
+use crate::planner::ServiceKey;
+
+/// Everything read from the folder.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub config: Config,
+    pub services: Vec<ServiceView>,
+    /// Nodes with a serving endpoint, per Service that has EndpointSlices in the folder.
+    pub endpoints: BTreeMap<ServiceKey, BTreeSet<String>>,
+    /// Documents of other kinds, as `file (document N): apiVersion/kind`.
+    pub ignored: Vec<String>,
+}
+
+/// One thing wrong with the folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceProblem {
+    /// `file`, or `file (document N)`.
+    pub location: String,
+    pub message: String,
+}
+
+impl fmt::Display for SourceProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Reads the folder into a snapshot, or returns every problem.
+pub fn read_config_dir(dir: &Path) -> Result<Snapshot, Vec<SourceProblem>> {
+    if !dir.is_dir() {
+        return Err(vec![SourceProblem {
+            location: dir.display().to_string(),
+            message: "not a directory".into(),
+        }]);
+    }
+    let (files, read_errors) = read_paths(&[dir.to_path_buf()]);
+    let mut problems: Vec<SourceProblem> = read_errors
+        .into_iter()
+        .map(|e| SourceProblem {
+            location: e.path,
+            message: e.message,
+        })
+        .collect();
+    let mut resources = Resources::default();
+    let mut services = Vec::new();
+    let mut endpoints: BTreeMap<ServiceKey, BTreeSet<String>> = BTreeMap::new();
+    let mut ignored = Vec::new();
+
+    for file in &files {
+        for doc in split_documents(&file.text) {
+            let location = format!("{} (document {})", file.name, doc.index);
+            let problem = |message: String| SourceProblem {
+                location: location.clone(),
+                message,
+            };
+            let value = match doc.parse() {
+                Ok(v) => v,
+                Err(e) => {
+                    problems.push(problem(e.to_string()));
+                    continue;
+                }
+            };
+            let (api_version, kind) = match type_meta(&value) {
+                Ok(meta) => meta,
+                Err(e) => {
+                    problems.push(problem(e.to_string()));
+                    continue;
+                }
+            };
+            match (api_version, kind) {
+                (v, _) if v.starts_with("ferrolb.io/") => match decode_object(&value) {
+                    Ok(object) => resources.add(object),
+                    Err(errors) => {
+                        problems.extend(errors.into_iter().map(|e| problem(e.to_string())))
+                    }
+                },
+                (v, _) if v.starts_with("metallb.io/") => problems.push(problem(format!(
+                    "{v} {kind} is a MetalLB resource: convert it with `ferrolb migrate {}`",
+                    file.name
+                ))),
+                ("v1", "Service") => match serde_json::from_value::<Service>(value) {
+                    Ok(service) => match ServiceView::from_service(&service) {
+                        Ok(view) => services.push(view),
+                        Err(errors) => {
+                            problems.extend(errors.into_iter().map(|e| problem(e.to_string())))
+                        }
+                    },
+                    Err(e) => problems.push(problem(format!("Service: {e}"))),
+                },
+                ("discovery.k8s.io/v1", "EndpointSlice") => {
+                    match serde_json::from_value::<EndpointSlice>(value) {
+                        Ok(slice) => match serving_nodes(&slice) {
+                            Ok((key, nodes)) => endpoints.entry(key).or_default().extend(nodes),
+                            Err(message) => problems.push(problem(message)),
+                        },
+                        Err(e) => problems.push(problem(format!("EndpointSlice: {e}"))),
+                    }
+                }
+                _ => ignored.push(format!("{location}: {api_version}/{kind}")),
+            }
+        }
+    }
+
+    let config = Config::build(&resources);
+    match config {
+        Ok(config) if problems.is_empty() => Ok(Snapshot {
+            config,
+            services,
+            endpoints,
+            ignored,
+        }),
+        Ok(_) => Err(problems),
+        Err(errors) => {
+            problems.extend(errors.into_iter().map(|e| SourceProblem {
+                location: e.object.to_string(),
+                message: format!("{}: {}", e.field, e.message),
+            }));
+            Err(problems)
+        }
+    }
+}
+
+/// The Service an EndpointSlice belongs to and the nodes where it has a serving endpoint
+/// (`serving` unset counts as `ready`; `ready` unset counts as true, as in Kubernetes).
+fn serving_nodes(slice: &EndpointSlice) -> Result<(ServiceKey, BTreeSet<String>), String> {
+    let namespace = slice
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let service = slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("kubernetes.io/service-name"))
+        .ok_or("EndpointSlice: metadata.labels[kubernetes.io/service-name] is missing")?;
+    let nodes = slice
+        .endpoints
+        .iter()
+        .flatten()
+        .filter(|e| {
+            let c = e.conditions.as_ref();
+            let ready = c.and_then(|c| c.ready).unwrap_or(true);
+            c.and_then(|c| c.serving).unwrap_or(ready)
+        })
+        .filter_map(|e| e.node_name.clone())
+        .collect();
+    Ok((ServiceKey::new(namespace, service.clone()), nodes))
+}
+
+/// A running folder watch; dropping it stops the watch.
+pub struct FolderWatch {
+    _watcher: notify::RecommendedWatcher,
+}
+
+/// Watches `dir` recursively. After a change, waits until the folder has been quiet for
+/// `debounce` (editors and `kubectl cp` write in several steps) and sends one signal.
+pub fn watch(
+    dir: &Path,
+    debounce: Duration,
+) -> Result<(FolderWatch, mpsc::Receiver<()>), notify::Error> {
+    use notify::Watcher;
+    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && !matches!(event.kind, notify::EventKind::Access(_))
+        {
+            let _ = raw_tx.send(());
+        }
+    })?;
+    watcher.watch(dir, notify::RecursiveMode::Recursive)?;
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        while raw_rx.recv().await.is_some() {
+            // Quiet period: every new event restarts it.
+            loop {
+                match tokio::time::timeout(debounce, raw_rx.recv()).await {
+                    Ok(Some(())) => continue,
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
+            }
+            // A full channel already holds a pending signal: that read will see this change.
+            let _ = tx.try_send(());
+        }
+    });
+    Ok((FolderWatch { _watcher: watcher }, rx))
+}
