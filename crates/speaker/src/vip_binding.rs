@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use futures_util::TryStreamExt;
-use netlink_packet_route::address::{AddressAttribute, AddressFlags};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::LinkAttribute;
 use tracing::{debug, info};
 
@@ -135,22 +135,7 @@ impl VipBinder {
         present: &BTreeSet<IpAddr>,
     ) -> Result<(), VipBindError> {
         if present.contains(&address) {
-            let mut messages = self
-                .handle
-                .address()
-                .get()
-                .set_link_index_filter(self.index)
-                .set_address_filter(address)
-                .execute();
-            while let Some(message) =
-                messages
-                    .try_next()
-                    .await
-                    .map_err(|source| VipBindError::List {
-                        interface: self.interface.clone(),
-                        source,
-                    })?
-            {
+            for message in self.address_messages(Some(address)).await? {
                 self.handle
                     .address()
                     .del(message)
@@ -169,30 +154,37 @@ impl VipBinder {
         Ok(())
     }
 
+    /// Every address on the interface.
     async fn present(&self) -> Result<BTreeSet<IpAddr>, VipBindError> {
-        let mut present = BTreeSet::new();
-        let mut messages = self
+        let messages = self.address_messages(None).await?;
+        Ok(messages
+            .iter()
+            .flat_map(|m| &m.attributes)
+            .filter_map(|attr| match attr {
+                AddressAttribute::Address(a) => Some(*a),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The kernel's address messages for the interface, optionally for one address only.
+    async fn address_messages(
+        &self,
+        only: Option<IpAddr>,
+    ) -> Result<Vec<AddressMessage>, VipBindError> {
+        let mut request = self
             .handle
             .address()
             .get()
-            .set_link_index_filter(self.index)
-            .execute();
-        while let Some(message) =
-            messages
-                .try_next()
-                .await
-                .map_err(|source| VipBindError::List {
-                    interface: self.interface.clone(),
-                    source,
-                })?
-        {
-            for attr in &message.attributes {
-                if let AddressAttribute::Address(a) = attr {
-                    present.insert(*a);
-                }
-            }
+            .set_link_index_filter(self.index);
+        if let Some(address) = only {
+            request = request.set_address_filter(address);
         }
-        Ok(present)
+        let list_error = |source| VipBindError::List {
+            interface: self.interface.clone(),
+            source,
+        };
+        request.execute().try_collect().await.map_err(list_error)
     }
 }
 
