@@ -229,3 +229,174 @@ fn service_request(view: &ServiceView) -> alloc::ServiceRequest {
     request.current_addresses = view.ingress_ips.clone();
     request
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrolb_model::Resources;
+    use ferrolb_model::load::{decode_object, split_documents};
+
+    fn config(pool_addresses: &str) -> Config {
+        let yaml = format!(
+            "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: lab, namespace: ferrolb}}\nspec: {{addresses: [{pool_addresses}]}}\n"
+        );
+        let mut resources = Resources::default();
+        for doc in split_documents(&yaml) {
+            resources.add(decode_object(&doc.parse().unwrap()).unwrap());
+        }
+        Config::build(&resources).unwrap()
+    }
+
+    fn service(name: &str, extra_spec: &str) -> ServiceView {
+        let yaml = format!(
+            "{{\"metadata\": {{\"name\": \"{name}\", \"namespace\": \"demo\"}}, \"spec\": {{\"type\": \"LoadBalancer\"{extra_spec}}}}}"
+        );
+        let svc: k8s_openapi::api::core::v1::Service = serde_json::from_str(&yaml).unwrap();
+        ServiceView::from_service(&svc).unwrap()
+    }
+
+    fn addresses(inputs: &[ServiceInput]) -> Vec<(String, Vec<IpAddr>)> {
+        inputs
+            .iter()
+            .map(|s| (s.key.name.clone(), s.addresses.clone()))
+            .collect()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn every_node_gives_the_same_addresses_in_name_order() {
+        let cfg = config("203.0.113.10-203.0.113.20");
+        let svcs = vec![service("b", ""), service("a", "")];
+        let mut node1 = Allocations::new();
+        let mut node2 = Allocations::new();
+        let one = node1.update(&cfg, &svcs, &BTreeMap::new(), None);
+        let mut reversed = svcs.clone();
+        reversed.reverse();
+        let two = node2.update(&cfg, &reversed, &BTreeMap::new(), None);
+        assert_eq!(addresses(&one), addresses(&two));
+        assert_eq!(
+            addresses(&one),
+            vec![
+                ("a".into(), vec![ip("203.0.113.10")]),
+                ("b".into(), vec![ip("203.0.113.11")])
+            ]
+        );
+        assert!(one.iter().all(|s| s.pool.as_deref() == Some("lab")));
+    }
+
+    #[test]
+    fn a_running_agent_never_moves_an_address_when_a_service_is_added() {
+        let cfg = config("203.0.113.10-203.0.113.20");
+        let mut agent = Allocations::new();
+        agent.update(&cfg, &[service("b", "")], &BTreeMap::new(), None);
+        let after = agent.update(
+            &cfg,
+            &[service("a", ""), service("b", "")],
+            &BTreeMap::new(),
+            None,
+        );
+        assert_eq!(
+            addresses(&after),
+            vec![
+                ("a".into(), vec![ip("203.0.113.11")]),
+                ("b".into(), vec![ip("203.0.113.10")])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_removed_service_releases_its_address() {
+        let cfg = config("203.0.113.10-203.0.113.10");
+        let mut agent = Allocations::new();
+        agent.update(&cfg, &[service("a", "")], &BTreeMap::new(), None);
+        let after = agent.update(&cfg, &[service("b", "")], &BTreeMap::new(), None);
+        assert_eq!(
+            addresses(&after),
+            vec![("b".into(), vec![ip("203.0.113.10")])]
+        );
+    }
+
+    #[test]
+    fn an_exhausted_pool_leaves_the_service_waiting_with_a_reason() {
+        let cfg = config("203.0.113.10-203.0.113.10");
+        let mut agent = Allocations::new();
+        let out = agent.update(
+            &cfg,
+            &[service("a", ""), service("b", "")],
+            &BTreeMap::new(),
+            None,
+        );
+        assert!(out[1].addresses.is_empty());
+        let reason = out[1].unassigned_reason.clone().expect("a reason");
+        assert!(!reason.is_empty());
+    }
+
+    #[test]
+    fn requested_address_and_dual_stack_are_honoured() {
+        let cfg = config("203.0.113.10-203.0.113.20, \"2001:db8:ff::10-2001:db8:ff::20\"");
+        let mut agent = Allocations::new();
+        let out = agent.update(
+            &cfg,
+            &[
+                service("pinned", ", \"loadBalancerIP\": \"203.0.113.15\""),
+                service(
+                    "dual",
+                    ", \"ipFamilyPolicy\": \"RequireDualStack\", \"ipFamilies\": [\"IPv4\", \"IPv6\"]",
+                ),
+            ],
+            &BTreeMap::new(),
+            None,
+        );
+        assert_eq!(
+            addresses(&out),
+            vec![
+                (
+                    "dual".into(),
+                    vec![ip("203.0.113.10"), ip("2001:db8:ff::10")]
+                ),
+                ("pinned".into(), vec![ip("203.0.113.15")]),
+            ]
+        );
+    }
+
+    #[test]
+    fn only_load_balancer_services_of_our_class_are_handled() {
+        let cfg = config("203.0.113.10-203.0.113.20");
+        let mut agent = Allocations::new();
+        let svcs = [
+            service("mine", ""),
+            service("other", ", \"loadBalancerClass\": \"example.com/other\""),
+        ];
+        let out = agent.update(&cfg, &svcs, &BTreeMap::new(), None);
+        assert_eq!(
+            out.iter().map(|s| s.key.name.as_str()).collect::<Vec<_>>(),
+            vec!["mine"]
+        );
+        let out = agent.update(&cfg, &svcs, &BTreeMap::new(), Some("example.com/other"));
+        assert_eq!(
+            out.iter().map(|s| s.key.name.as_str()).collect::<Vec<_>>(),
+            vec!["other"]
+        );
+    }
+
+    #[test]
+    fn endpoints_from_slices_reach_the_planner() {
+        let cfg = config("203.0.113.10-203.0.113.20");
+        let mut agent = Allocations::new();
+        let eps = BTreeMap::from([(
+            ServiceKey::new("demo", "a"),
+            BTreeSet::from(["n1".to_string()]),
+        )]);
+        let out = agent.update(&cfg, &[service("a", ""), service("b", "")], &eps, None);
+        assert_eq!(
+            out[0].endpoints,
+            Endpoints::Known {
+                serving_nodes: BTreeSet::from(["n1".to_string()])
+            }
+        );
+        assert_eq!(out[1].endpoints, Endpoints::Unknown);
+    }
+}

@@ -91,3 +91,109 @@ pub fn session_setup(peer: &Peer, router_id: Ipv4Addr) -> Result<SessionSetup, S
     }
     Ok(SessionSetup { config, warnings })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrolb_model::load::{decode_object, split_documents};
+    use ferrolb_model::{Config, Resources};
+
+    fn peer(spec: &str) -> Peer {
+        let yaml = format!(
+            "apiVersion: ferrolb.io/v1beta1\nkind: BFDProfile\nmetadata: {{name: fast, namespace: ferrolb}}\nspec: {{}}\n---\napiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {{name: rtr, namespace: ferrolb}}\nspec: {spec}\n"
+        );
+        let mut resources = Resources::default();
+        for doc in split_documents(&yaml) {
+            resources.add(decode_object(&doc.parse().unwrap()).unwrap());
+        }
+        let config = Config::build(&resources).unwrap_or_else(|e| panic!("{e:?}"));
+        config.peers[0].clone()
+    }
+
+    const ID: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+
+    #[test]
+    fn plain_ebgp_peer_maps_field_by_field() {
+        let p = peer(
+            "{myASN: 4200000000, peerASN: 64500, peerAddress: 192.0.2.1, peerPort: 1179, holdTime: 9s, keepaliveTime: 2s, sourceAddress: 192.0.2.11, password: s3cret, ebgpMultiHop: true, enableGracefulRestart: true, connectTime: 5s}",
+        );
+        let setup = session_setup(&p, ID).unwrap();
+        let c = setup.config;
+        assert_eq!(
+            (c.local_as, c.peer_as, c.port, c.hold_time),
+            (4_200_000_000, 64500, 1179, 9)
+        );
+        assert_eq!(c.address, "192.0.2.1".parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(c.keepalive_time, Some(Duration::from_secs(2)));
+        assert_eq!(c.source_address, Some("192.0.2.11".parse().unwrap()));
+        assert_eq!(c.password.as_deref(), Some("s3cret"));
+        assert!(c.ebgp_multihop);
+        assert_eq!(
+            c.graceful_restart,
+            Some(GracefulRestartConfig { restart_time: 120 })
+        );
+        assert_eq!(
+            c.connect_retry,
+            Backoff {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(5)
+            }
+        );
+        assert_eq!(c.router_id, ID);
+        assert!(setup.warnings.is_empty());
+    }
+
+    #[test]
+    fn peer_router_id_and_local_asn_win() {
+        let p = peer(
+            "{myASN: 64512, localASN: 64999, peerASN: 64500, peerAddress: 192.0.2.1, routerID: 192.0.2.99}",
+        );
+        let c = session_setup(&p, ID).unwrap().config;
+        assert_eq!(c.router_id, Ipv4Addr::new(192, 0, 2, 99));
+        assert_eq!(c.local_as, 64999);
+    }
+
+    #[test]
+    fn dynamic_internal_asn_means_our_own() {
+        let p = peer("{myASN: 64512, dynamicASN: internal, peerAddress: 192.0.2.1}");
+        let c = session_setup(&p, ID).unwrap().config;
+        assert_eq!((c.local_as, c.peer_as), (64512, 64512));
+        assert!(c.is_ibgp());
+    }
+
+    #[test]
+    fn unsupported_fields_are_refused_with_the_field_and_the_reason() {
+        let cases = [
+            (
+                "{myASN: 64512, peerASN: 64500, interface: eth1}",
+                "spec.interface (eth1): BGP unnumbered",
+            ),
+            (
+                "{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, vrf: red}",
+                "spec.vrf (red): VRFs",
+            ),
+            (
+                "{myASN: 64512, dynamicASN: external, peerAddress: 192.0.2.1}",
+                "spec.dynamicASN: external",
+            ),
+            (
+                "{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, passwordSecret: {name: bgp}}",
+                "spec.passwordSecret (bgp): Secrets are read from the Kubernetes API",
+            ),
+        ];
+        for (spec, start) in cases {
+            let err = session_setup(&peer(spec), ID).unwrap_err();
+            assert!(err.starts_with(start), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn bfd_profile_is_a_warning_not_an_error() {
+        let p = peer("{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, bfdProfile: fast}");
+        let setup = session_setup(&p, ID).unwrap();
+        assert_eq!(setup.warnings.len(), 1);
+        assert!(
+            setup.warnings[0].starts_with("spec.bfdProfile (fast): BFD is not implemented yet")
+        );
+    }
+}

@@ -210,3 +210,147 @@ pub fn watch(
     });
     Ok((FolderWatch { _watcher: watcher }, rx))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh folder under the system temp dir, removed when dropped.
+    struct Folder(std::path::PathBuf);
+
+    impl Folder {
+        fn new(name: &str) -> Folder {
+            let dir =
+                std::env::temp_dir().join(format!("ferrolb-source-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Folder(dir)
+        }
+
+        fn write(&self, file: &str, text: &str) -> &Folder {
+            std::fs::write(self.0.join(file), text).unwrap();
+            self
+        }
+    }
+
+    impl Drop for Folder {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const POOL: &str = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lab, namespace: ferrolb}\nspec: {addresses: [203.0.113.10-203.0.113.20]}\n";
+    const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: demo}\nspec: {type: LoadBalancer, ports: [{port: 80}]}\n";
+
+    #[test]
+    fn folder_with_resources_and_services_reads_into_one_snapshot() {
+        let f = Folder::new("good");
+        f.write("a.yaml", POOL)
+            .write("b.yml", SERVICE)
+            .write("notes.txt", "not yaml at all: [");
+        let snap = read_config_dir(&f.0).unwrap();
+        assert_eq!(snap.config.pools.len(), 1);
+        assert_eq!(snap.services.len(), 1);
+        assert_eq!(snap.services[0].name, "web");
+        assert!(snap.endpoints.is_empty());
+    }
+
+    #[test]
+    fn bad_yaml_is_reported_with_file_and_document() {
+        let f = Folder::new("badyaml");
+        f.write("a.yaml", &format!("{POOL}---\nkind: [unclosed\n"));
+        let problems = read_config_dir(&f.0).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].location.ends_with("a.yaml (document 2)"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn invalid_resource_is_reported_with_object_and_field() {
+        let f = Folder::new("badpool");
+        f.write(
+            "a.yaml",
+            "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: prod, namespace: ferrolb}\nspec: {addresses: [203.0.113.150-203.0.113.20]}\n",
+        );
+        let problems = read_config_dir(&f.0).unwrap_err();
+        assert_eq!(
+            problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            vec![
+                "IPAddressPool/prod: spec.addresses[0]: range start 203.0.113.150 is after end 203.0.113.20"
+                    .to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn metallb_resources_are_refused_with_a_pointer_to_migrate() {
+        let f = Folder::new("metallb");
+        f.write(
+            "old.yaml",
+            "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p, namespace: metallb-system}\nspec: {addresses: [192.0.2.0/28]}\n",
+        );
+        let problems = read_config_dir(&f.0).unwrap_err();
+        assert!(
+            problems[0]
+                .message
+                .contains("is a MetalLB resource: convert it with `ferrolb migrate"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn other_kinds_are_ignored_and_named() {
+        let f = Folder::new("other");
+        f.write("a.yaml", POOL).write(
+            "cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {}\n",
+        );
+        let snap = read_config_dir(&f.0).unwrap();
+        assert_eq!(snap.ignored.len(), 1);
+        assert!(
+            snap.ignored[0].ends_with("cm.yaml (document 1): v1/ConfigMap"),
+            "{:?}",
+            snap.ignored
+        );
+    }
+
+    #[test]
+    fn endpoint_slices_give_the_nodes_with_serving_endpoints() {
+        let f = Folder::new("eps");
+        f.write("a.yaml", POOL).write(
+            "eps.yaml",
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: web-1, namespace: demo, labels: {kubernetes.io/service-name: web}}\naddressType: IPv4\nendpoints:\n- {addresses: [10.0.0.1], nodeName: n1}\n- {addresses: [10.0.0.2], nodeName: n2, conditions: {ready: false, serving: false}}\n- {addresses: [10.0.0.3], nodeName: n3, conditions: {ready: false, serving: true}}\n",
+        );
+        let snap = read_config_dir(&f.0).unwrap();
+        let nodes = &snap.endpoints[&ServiceKey::new("demo", "web")];
+        assert_eq!(
+            nodes.iter().map(String::as_str).collect::<Vec<_>>(),
+            vec!["n1", "n3"]
+        );
+    }
+
+    #[test]
+    fn endpoint_slice_without_its_service_label_is_an_error() {
+        let f = Folder::new("epsbad");
+        f.write(
+            "eps.yaml",
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: web-1, namespace: demo}\naddressType: IPv4\nendpoints: []\n",
+        );
+        let problems = read_config_dir(&f.0).unwrap_err();
+        assert!(
+            problems[0].message.contains("kubernetes.io/service-name"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn a_missing_folder_is_an_error() {
+        let problems = read_config_dir(Path::new("/nonexistent/ferrolb")).unwrap_err();
+        assert_eq!(problems[0].message, "not a directory");
+    }
+}
