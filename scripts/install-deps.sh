@@ -16,6 +16,9 @@ readonly PACKAGES=(
   tcpdump
   python3
   python3-pip
+  protobuf-compiler  # protoc, for crates/api-grpc's build script
+  python3-grpcio     # the reflection-only client of crates/ferrolb/tests/obs_lab.rs
+  python3-protobuf
 )
 
 die() {

@@ -241,6 +241,13 @@ pub struct LastError {
     pub error: SessionError,
 }
 
+/// A NOTIFICATION and when it went or came.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastNotification {
+    pub at: SystemTime,
+    pub notification: crate::wire::Notification,
+}
+
 /// Everything the speaker knows about one peer, for status APIs and tests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerStatus {
@@ -254,6 +261,10 @@ pub struct PeerStatus {
     /// How many times the session left Established.
     pub flaps: u64,
     pub last_error: Option<LastError>,
+    /// The last NOTIFICATION we sent, kept even after a later error replaces `last_error`.
+    pub last_notification_sent: Option<LastNotification>,
+    /// The last NOTIFICATION the peer sent us, kept likewise.
+    pub last_notification_received: Option<LastNotification>,
     /// The last connection attempt's failure (refused, unreachable, ...), cleared on success.
     pub last_connect_error: Option<String>,
     pub messages_sent: MessageCounters,
@@ -282,6 +293,8 @@ impl PeerStatus {
             established_at: None,
             flaps: 0,
             last_error: None,
+            last_notification_sent: None,
+            last_notification_received: None,
             last_connect_error: None,
             messages_sent: MessageCounters::default(),
             messages_received: MessageCounters::default(),

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::fsm::{Direction, Fsm, InboundDecision, Input, Output, SessionError, State, Timer};
-use crate::peer::{LastError, PeerConfig, PeerStatus};
+use crate::peer::{LastError, LastNotification, PeerConfig, PeerStatus};
 use crate::rib_out::{AdjRibOut, RouteAttributes, SessionParams};
 use crate::speaker::SpeakerStatus;
 use crate::transport::{self, ConnectParams};
@@ -118,6 +118,8 @@ impl PeerTask {
         if let Some(previous) = previous {
             peer_status.flaps = previous.flaps;
             peer_status.last_error = previous.last_error;
+            peer_status.last_notification_sent = previous.last_notification_sent;
+            peer_status.last_notification_received = previous.last_notification_received;
             peer_status.messages_sent = previous.messages_sent;
             peer_status.messages_received = previous.messages_received;
         }
@@ -434,10 +436,23 @@ impl PeerTask {
                         }
                         _ => warn!(peer = %self.config.address, "{error}"),
                     }
-                    self.peer_status.last_error = Some(LastError {
-                        at: SystemTime::now(),
-                        error,
-                    });
+                    let at = SystemTime::now();
+                    match &error {
+                        SessionError::NotificationSent(n) => {
+                            self.peer_status.last_notification_sent = Some(LastNotification {
+                                at,
+                                notification: n.clone(),
+                            });
+                        }
+                        SessionError::NotificationReceived(n) => {
+                            self.peer_status.last_notification_received = Some(LastNotification {
+                                at,
+                                notification: n.clone(),
+                            });
+                        }
+                        SessionError::ConnectionClosed => {}
+                    }
+                    self.peer_status.last_error = Some(LastError { at, error });
                 }
                 Output::UpdateReceived(update) => self.count_received(update),
                 Output::RouteRefreshRequested(family) => {

@@ -7,6 +7,7 @@ mod crds;
 mod inputs;
 mod migrate;
 mod speaker;
+mod status;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ enum Command {
     Migrate(migrate::Args),
     /// Run the node agent: announce this node's service addresses from a folder of YAML.
     Speaker(speaker::Args),
+    /// Show a running speaker's sessions, routes, Services, pools or configuration state.
+    Status(status::Args),
 }
 
 /// What a subcommand reports back: did it find problems in the user's input?
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Migrate(args) => migrate::run(&args),
         Command::Speaker(args) => speaker::run(&args),
+        Command::Status(args) => status::run(&args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

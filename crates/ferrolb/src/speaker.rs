@@ -2,15 +2,21 @@
 //! the same YAML a cluster would hold (ferrolb.io resources and v1 Services).
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ferrolb_model::duration::parse_duration;
 use ferrolb_speaker::agent::{Agent, AgentOptions};
+use ferrolb_speaker::metrics::{self, Metrics};
 use ferrolb_speaker::planner::Node;
+use ferrolb_speaker::status_api::AgentStatusSource;
+use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tracing::{error, info};
 
 use crate::Outcome;
 
@@ -46,6 +52,12 @@ pub struct Args {
     /// Quiet time after a change in the folder before it is read.
     #[arg(long, value_name = "DURATION", value_parser = parse_go_duration, default_value = "50ms")]
     watch_debounce: Duration,
+    /// The gRPC status API (ferrolb.v1.Status, health, reflection), read by `ferrolb status`.
+    #[arg(long, value_name = "ADDR:PORT", default_value = ferrolb_api_grpc::DEFAULT_ADDRESS)]
+    status_address: SocketAddr,
+    /// Prometheus metrics, /healthz and /readyz over HTTP.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9120")]
+    metrics_address: SocketAddr,
 }
 
 fn parse_go_duration(s: &str) -> Result<Duration, String> {
@@ -96,8 +108,34 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let agent = Agent::start(options).await?;
+    let outcome = runtime.block_on(async {
+        let mut agent = Agent::start(options).await?;
+        let (stop_servers, servers_stop) = watch::channel(false);
+        let stopped = move || {
+            let mut rx = servers_stop.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        let status_listener = TcpListener::bind(args.status_address)
+            .await
+            .with_context(|| format!("--status-address {}", args.status_address))?;
+        let metrics_listener = TcpListener::bind(args.metrics_address)
+            .await
+            .with_context(|| format!("--metrics-address {}", args.metrics_address))?;
+        let source = Arc::new(AgentStatusSource::new(agent.status(), agent.speaker_status()));
+        let metrics = Arc::new(
+            Metrics::new(agent.status(), agent.speaker_status())
+                .context("cannot set up the metrics")?,
+        );
+        agent.on_read(metrics.read_observer());
+        info!(status = %args.status_address, metrics = %args.metrics_address, "status API and metrics listening");
+        let status_server = tokio::spawn(ferrolb_api_grpc::serve(
+            status_listener,
+            source,
+            stopped(),
+        ));
+        let metrics_server = tokio::spawn(metrics::serve(metrics_listener, metrics, stopped()));
         let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
         let shutdown = async move {
@@ -106,7 +144,23 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
                 _ = int.recv() => {}
             }
         };
-        agent.run(shutdown).await?;
+        let result = agent.run(shutdown).await;
+        let _ = stop_servers.send(true);
+        // Open `--watch` streams end with the agent's status channels; do not let a stuck
+        // client hold the exit.
+        match tokio::time::timeout(Duration::from_secs(2), status_server).await {
+            Ok(Ok(Err(e))) => error!(error = %e, "status API failed"),
+            Ok(Err(e)) => error!(error = %e, "status API task failed"),
+            Ok(Ok(Ok(()))) => {}
+            Err(_) => info!("status API clients still connected at exit"),
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), metrics_server).await;
+        tracing::debug!("status API and metrics stopped");
+        result?;
         Ok(Outcome::Clean)
-    })
+    });
+    // Everything that matters (drain, Cease, unbinding) is done; do not wait for stray
+    // blocking tasks (the folder watcher's reads) to notice the runtime is going.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    outcome
 }

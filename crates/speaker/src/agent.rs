@@ -62,6 +62,19 @@ pub struct AgentStatus {
     pub last_apply: Option<Duration>,
 }
 
+/// The outcome of one read of the configuration folder, for [`Agent::on_read`] observers
+/// (metrics: event-to-UPDATE latency and read counts, lossless unlike the status channel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Applied: `took` from reading the folder to the speaker having the new routes.
+    Applied { took: Duration },
+    /// Refused with this many problems; the previous snapshot stays applied.
+    Refused { problems: usize },
+}
+
+/// Called after every read of the configuration folder.
+pub type ReadObserver = Box<dyn Fn(ReadOutcome) + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error(transparent)]
@@ -79,6 +92,7 @@ pub struct Agent {
     allocations: Allocations,
     status: watch::Sender<AgentStatus>,
     router_id: Option<Ipv4Addr>,
+    on_read: Option<ReadObserver>,
 }
 
 impl Agent {
@@ -108,6 +122,7 @@ impl Agent {
             binder,
             allocations: Allocations::new(),
             status,
+            on_read: None,
         })
     }
 
@@ -119,14 +134,20 @@ impl Agent {
         self.speaker.status()
     }
 
+    /// Calls `observer` after every read of the folder (one observer; a new one replaces it).
+    pub fn on_read(&mut self, observer: ReadObserver) {
+        self.on_read = Some(observer);
+    }
+
     /// Reads the folder and applies it if it is good.
     pub async fn reload(&mut self) {
         let started = Instant::now();
         match read_config_dir(&self.options.config_dir) {
             Ok(snapshot) => {
-                self.apply(&snapshot).await;
-                let took = started.elapsed();
-                self.status.send_modify(|s| s.last_apply = Some(took));
+                let took = self.apply_since(&snapshot, started).await;
+                if let Some(observe) = &self.on_read {
+                    observe(ReadOutcome::Applied { took });
+                }
                 debug!(took = ?took, "configuration applied");
             }
             Err(problems) => {
@@ -140,21 +161,42 @@ impl Agent {
                 self.status.send_modify(|s| {
                     s.rejected = problems.iter().map(ToString::to_string).collect();
                 });
+                if let Some(observe) = &self.on_read {
+                    observe(ReadOutcome::Refused {
+                        problems: problems.len(),
+                    });
+                }
             }
         }
     }
 
     /// Applies one good snapshot.
     pub async fn apply(&mut self, snapshot: &Snapshot) {
+        self.apply_since(snapshot, Instant::now()).await;
+    }
+
+    /// Applies one good snapshot read at `started`; returns how long it took from then until
+    /// the speaker had the new routes (published with the new generation, in one update).
+    async fn apply_since(&mut self, snapshot: &Snapshot, started: Instant) -> Duration {
         for ignored in &snapshot.ignored {
             debug!("ignored {ignored}");
         }
-        let services = self.allocations.update(
+        let (services, moves) = self.allocations.update(
             &snapshot.config,
             &snapshot.services,
             &snapshot.endpoints,
             self.options.load_balancer_class.as_deref(),
         );
+        for m in &moves {
+            // Every node computes the same move from the same folder, so they stay consistent;
+            // but clients of the Service see a new address. Say how to avoid it.
+            warn!(
+                service = %m.service, before = ?m.before, after = ?m.after,
+                "address changed because a Service was inserted before it in the folder; pin \
+                 addresses with spec.loadBalancerIP, ferrolb.io/loadBalancerIPs or \
+                 status.loadBalancer.ingress, or add new Services after the existing ones"
+            );
+        }
         let plan = plan_announcements(&snapshot.config, &self.options.node, &services);
         let router_id = self.router_id(&snapshot.config);
 
@@ -221,8 +263,10 @@ impl Agent {
             }
         }
         let pools = self.allocations.stats();
+        let took = started.elapsed();
         self.status.send_modify(|s| {
             s.generation += 1;
+            s.last_apply = Some(took);
             s.rejected.clear();
             s.router_id = router_id;
             s.plan = plan;
@@ -231,6 +275,7 @@ impl Agent {
             s.pools = pools;
             s.bound = bound;
         });
+        took
     }
 
     /// Watches the folder and applies each change until `shutdown` completes, then drains.

@@ -1,10 +1,14 @@
 //! In-process address allocation for the node agent: the model's pools and Services turned into
 //! the allocator's inputs, and its answers turned into the planner's.
 //!
-//! The allocator is deterministic, so every node given the same folder computes the same
-//! addresses when it starts. A running agent keeps its allocator across configuration changes,
-//! so an address once given is never moved by an edit: new Services get free addresses,
-//! removed ones release theirs. Services are always submitted in namespace/name order.
+//! Several nodes read the same folder and nothing else is shared, so the addresses must be a
+//! function of the folder alone, never of what one node happened to see before: every snapshot
+//! is allocated from scratch. Addresses recorded in a Service (`status.loadBalancer.ingress`)
+//! are claimed first; then Services get addresses in the order they appear in the folder (files
+//! by name, documents in order). So a Service added after the others (at the end of a file, or
+//! in a file that sorts last) never moves an existing address; one inserted before others can,
+//! on every node alike, and [`Allocations::update`] reports each such move so the agent can say
+//! how to pin the address.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -20,10 +24,19 @@ use tracing::warn;
 
 use crate::planner::{Endpoints, ServiceInput, ServiceKey};
 
-/// The agent's allocator and what it was last asked.
+/// A Service whose address changed between two snapshots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressMove {
+    pub service: ServiceKey,
+    pub before: Vec<IpAddr>,
+    pub after: Vec<IpAddr>,
+}
+
+/// The addresses of the last snapshot, to report moves, and the pools' use.
 #[derive(Default)]
 pub struct Allocations {
-    allocator: alloc::Allocator,
+    previous: BTreeMap<ServiceKey, Vec<IpAddr>>,
+    stats: Vec<alloc::PoolStats>,
 }
 
 impl Allocations {
@@ -31,58 +44,51 @@ impl Allocations {
         Allocations::default()
     }
 
-    /// Brings the allocator in line with `config` and `services` and returns the planner's view
-    /// of every LoadBalancer Service (with addresses, or the reason it has none).
+    /// Allocates addresses for every LoadBalancer Service of `services` (in folder order) and
+    /// returns the planner's view of each, with the Services whose address moved since the
+    /// previous snapshot.
     pub fn update(
         &mut self,
         config: &Config,
         services: &[ServiceView],
         endpoints: &BTreeMap<ServiceKey, BTreeSet<String>>,
         load_balancer_class: Option<&str>,
-    ) -> Vec<ServiceInput> {
-        if let Err(e) = self
-            .allocator
-            .set_pools(config.pools.iter().map(pool_spec).collect())
-        {
+    ) -> (Vec<ServiceInput>, Vec<AddressMove>) {
+        let mut allocator = alloc::Allocator::new();
+        if let Err(e) = allocator.set_pools(config.pools.iter().map(pool_spec).collect()) {
             // Config::build already validated the pools; the allocator disagreeing is a bug.
-            warn!(error = %e, "allocator refused the validated pools; keeping the previous ones");
+            warn!(error = %e, "allocator refused the validated pools");
         }
-        let mut wanted: Vec<&ServiceView> = services
+        let mut seen = BTreeSet::new();
+        let wanted: Vec<&ServiceView> = services
             .iter()
             .filter(|s| {
                 s.service_type == ServiceType::LoadBalancer
                     && s.has_load_balancer_class(load_balancer_class)
+                    && seen.insert((s.namespace.clone(), s.name.clone()))
             })
             .collect();
-        wanted.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        let keys: BTreeSet<alloc::ServiceKey> = wanted
-            .iter()
-            .map(|s| alloc::ServiceKey::new(s.namespace.as_str(), s.name.clone()))
-            .collect();
-        for assignment in self.allocator.assignments() {
-            if !keys.contains(&assignment.service) {
-                let _ = self.allocator.release(&assignment.service);
-            }
-        }
-        for pending in self.allocator.pending() {
-            if !keys.contains(&pending.service) {
-                let _ = self.allocator.release(&pending.service);
-            }
-        }
+        let requests: Vec<alloc::ServiceRequest> =
+            wanted.iter().map(|v| service_request(v)).collect();
 
         let mut failures: BTreeMap<alloc::ServiceKey, String> = BTreeMap::new();
-        for view in &wanted {
-            let request = service_request(view);
-            if let Err(e) = self.allocator.assign(&request) {
+        let (recorded, fresh): (Vec<_>, Vec<_>) = requests
+            .into_iter()
+            .partition(|r| !r.current_addresses.is_empty());
+        for failed in allocator.restore(recorded).failed {
+            failures.insert(failed.service.clone(), failed.failure.to_string());
+        }
+        for request in &fresh {
+            if let Err(e) = allocator.assign(request) {
                 failures.insert(request.service.clone(), e.failure.to_string());
             }
         }
 
-        wanted
+        let inputs: Vec<ServiceInput> = wanted
             .iter()
             .map(|view| {
                 let key = alloc::ServiceKey::new(view.namespace.as_str(), view.name.clone());
-                let assignment = self.allocator.assignment(&key);
+                let assignment = allocator.assignment(&key);
                 let planner_key = ServiceKey::new(view.namespace.clone(), view.name.clone());
                 ServiceInput {
                     labels: view.labels.clone(),
@@ -105,12 +111,32 @@ impl Allocations {
                     key: planner_key,
                 }
             })
-            .collect()
+            .collect();
+
+        let current: BTreeMap<ServiceKey, Vec<IpAddr>> = inputs
+            .iter()
+            .filter(|s| !s.addresses.is_empty())
+            .map(|s| (s.key.clone(), s.addresses.clone()))
+            .collect();
+        let moves: Vec<AddressMove> = current
+            .iter()
+            .filter_map(|(key, after)| match self.previous.get(key) {
+                Some(before) if before != after => Some(AddressMove {
+                    service: key.clone(),
+                    before: before.clone(),
+                    after: after.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        self.previous = current;
+        self.stats = allocator.stats();
+        (inputs, moves)
     }
 
     /// Per-pool capacity and use, for status.
     pub fn stats(&self) -> Vec<alloc::PoolStats> {
-        self.allocator.stats()
+        self.stats.clone()
     }
 }
 
@@ -266,43 +292,97 @@ mod tests {
         s.parse().unwrap()
     }
 
-    #[test]
-    fn every_node_gives_the_same_addresses_in_name_order() {
-        let cfg = config("203.0.113.10-203.0.113.20");
-        let svcs = vec![service("b", ""), service("a", "")];
-        let mut node1 = Allocations::new();
-        let mut node2 = Allocations::new();
-        let one = node1.update(&cfg, &svcs, &BTreeMap::new(), None);
-        let mut reversed = svcs.clone();
-        reversed.reverse();
-        let two = node2.update(&cfg, &reversed, &BTreeMap::new(), None);
-        assert_eq!(addresses(&one), addresses(&two));
-        assert_eq!(
-            addresses(&one),
-            vec![
-                ("a".into(), vec![ip("203.0.113.10")]),
-                ("b".into(), vec![ip("203.0.113.11")])
-            ]
-        );
-        assert!(one.iter().all(|s| s.pool.as_deref() == Some("lab")));
+    fn run(
+        agent: &mut Allocations,
+        cfg: &Config,
+        svcs: &[ServiceView],
+    ) -> Vec<(String, Vec<IpAddr>)> {
+        addresses(&agent.update(cfg, svcs, &BTreeMap::new(), None).0)
     }
 
     #[test]
-    fn a_running_agent_never_moves_an_address_when_a_service_is_added() {
+    fn addresses_follow_the_order_services_appear_in_the_folder() {
+        let cfg = config("203.0.113.10-203.0.113.20");
+        let out = run(
+            &mut Allocations::new(),
+            &cfg,
+            &[service("b", ""), service("a", "")],
+        );
+        assert_eq!(
+            out,
+            vec![
+                ("b".into(), vec![ip("203.0.113.10")]),
+                ("a".into(), vec![ip("203.0.113.11")])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_restarted_agent_agrees_with_a_running_one() {
+        let cfg = config("203.0.113.10-203.0.113.20");
+        let mut running = Allocations::new();
+        run(&mut running, &cfg, &[service("web", "")]);
+        let folder = [service("api", ""), service("web", "")];
+        let after_change = run(&mut running, &cfg, &folder);
+        let fresh = run(&mut Allocations::new(), &cfg, &folder);
+        assert_eq!(after_change, fresh);
+    }
+
+    #[test]
+    fn appending_a_service_never_moves_an_existing_address() {
         let cfg = config("203.0.113.10-203.0.113.20");
         let mut agent = Allocations::new();
-        agent.update(&cfg, &[service("b", "")], &BTreeMap::new(), None);
-        let after = agent.update(
+        run(&mut agent, &cfg, &[service("web", "")]);
+        let (out, moves) = agent.update(
             &cfg,
-            &[service("a", ""), service("b", "")],
+            &[service("web", ""), service("api", "")],
             &BTreeMap::new(),
             None,
         );
         assert_eq!(
-            addresses(&after),
+            addresses(&out),
             vec![
-                ("a".into(), vec![ip("203.0.113.11")]),
-                ("b".into(), vec![ip("203.0.113.10")])
+                ("web".into(), vec![ip("203.0.113.10")]),
+                ("api".into(), vec![ip("203.0.113.11")])
+            ]
+        );
+        assert!(moves.is_empty());
+    }
+
+    #[test]
+    fn inserting_a_service_before_others_moves_them_and_reports_it() {
+        let cfg = config("203.0.113.10-203.0.113.20");
+        let mut agent = Allocations::new();
+        run(&mut agent, &cfg, &[service("web", "")]);
+        let (_, moves) = agent.update(
+            &cfg,
+            &[service("api", ""), service("web", "")],
+            &BTreeMap::new(),
+            None,
+        );
+        assert_eq!(
+            moves,
+            vec![AddressMove {
+                service: ServiceKey::new("demo", "web"),
+                before: vec![ip("203.0.113.10")],
+                after: vec![ip("203.0.113.11")],
+            }]
+        );
+    }
+
+    #[test]
+    fn an_address_recorded_in_the_service_is_kept_wherever_the_service_stands() {
+        let cfg = config("203.0.113.10-203.0.113.20");
+        let web = service(
+            "web",
+            "}, \"status\": {\"loadBalancer\": {\"ingress\": [{\"ip\": \"203.0.113.10\"}]}",
+        );
+        let out = run(&mut Allocations::new(), &cfg, &[service("api", ""), web]);
+        assert_eq!(
+            out,
+            vec![
+                ("api".into(), vec![ip("203.0.113.11")]),
+                ("web".into(), vec![ip("203.0.113.10")])
             ]
         );
     }
@@ -311,19 +391,16 @@ mod tests {
     fn a_removed_service_releases_its_address() {
         let cfg = config("203.0.113.10-203.0.113.10");
         let mut agent = Allocations::new();
-        agent.update(&cfg, &[service("a", "")], &BTreeMap::new(), None);
-        let after = agent.update(&cfg, &[service("b", "")], &BTreeMap::new(), None);
-        assert_eq!(
-            addresses(&after),
-            vec![("b".into(), vec![ip("203.0.113.10")])]
-        );
+        run(&mut agent, &cfg, &[service("a", "")]);
+        let after = run(&mut agent, &cfg, &[service("b", "")]);
+        assert_eq!(after, vec![("b".into(), vec![ip("203.0.113.10")])]);
     }
 
     #[test]
     fn an_exhausted_pool_leaves_the_service_waiting_with_a_reason() {
         let cfg = config("203.0.113.10-203.0.113.10");
         let mut agent = Allocations::new();
-        let out = agent.update(
+        let (out, _) = agent.update(
             &cfg,
             &[service("a", ""), service("b", "")],
             &BTreeMap::new(),
@@ -338,7 +415,7 @@ mod tests {
     fn requested_address_and_dual_stack_are_honoured() {
         let cfg = config("203.0.113.10-203.0.113.20, \"2001:db8:ff::10-2001:db8:ff::20\"");
         let mut agent = Allocations::new();
-        let out = agent.update(
+        let (out, _) = agent.update(
             &cfg,
             &[
                 service("pinned", ", \"loadBalancerIP\": \"203.0.113.15\""),
@@ -353,11 +430,11 @@ mod tests {
         assert_eq!(
             addresses(&out),
             vec![
+                ("pinned".into(), vec![ip("203.0.113.15")]),
                 (
                     "dual".into(),
                     vec![ip("203.0.113.10"), ip("2001:db8:ff::10")]
                 ),
-                ("pinned".into(), vec![ip("203.0.113.15")]),
             ]
         );
     }
@@ -370,12 +447,12 @@ mod tests {
             service("mine", ""),
             service("other", ", \"loadBalancerClass\": \"example.com/other\""),
         ];
-        let out = agent.update(&cfg, &svcs, &BTreeMap::new(), None);
+        let (out, _) = agent.update(&cfg, &svcs, &BTreeMap::new(), None);
         assert_eq!(
             out.iter().map(|s| s.key.name.as_str()).collect::<Vec<_>>(),
             vec!["mine"]
         );
-        let out = agent.update(&cfg, &svcs, &BTreeMap::new(), Some("example.com/other"));
+        let (out, _) = agent.update(&cfg, &svcs, &BTreeMap::new(), Some("example.com/other"));
         assert_eq!(
             out.iter().map(|s| s.key.name.as_str()).collect::<Vec<_>>(),
             vec!["other"]
@@ -390,7 +467,7 @@ mod tests {
             ServiceKey::new("demo", "a"),
             BTreeSet::from(["n1".to_string()]),
         )]);
-        let out = agent.update(&cfg, &[service("a", ""), service("b", "")], &eps, None);
+        let (out, _) = agent.update(&cfg, &[service("a", ""), service("b", "")], &eps, None);
         assert_eq!(
             out[0].endpoints,
             Endpoints::Known {

@@ -4,7 +4,9 @@
 
 pub mod agent;
 pub mod allocation;
+pub mod metrics;
 pub mod peers;
 pub mod planner;
 pub mod source;
+pub mod status_api;
 pub mod vip_binding;

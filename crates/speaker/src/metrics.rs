@@ -1,0 +1,532 @@
+//! Prometheus metrics of the node agent and its HTTP endpoint (`/metrics`, `/healthz`,
+//! `/readyz`). Session, pool, Service and config gauges and counters are computed at scrape
+//! time from the agent's and the speaker's status channels, so they can never disagree with
+//! the gRPC status API; the event-to-UPDATE latency histogram and the read counters are fed
+//! losslessly by [`Metrics::read_observer`]. Every metric is listed in docs/observability.md,
+//! and `tests/metrics_docs.rs` fails if the two drift apart.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ferrolb_bgpd::{SpeakerStatus, State};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::debug;
+
+use crate::agent::{AgentStatus, ReadObserver, ReadOutcome};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("metrics registry: {0}")]
+    Prometheus(#[from] prometheus::Error),
+}
+
+/// The RFC 4273 `bgpPeerState` number of a state (Idle 1 .. Established 6).
+pub fn state_number(state: State) -> i64 {
+    match state {
+        State::Idle => 1,
+        State::Connect => 2,
+        State::Active => 3,
+        State::OpenSent => 4,
+        State::OpenConfirm => 5,
+        State::Established => 6,
+    }
+}
+
+/// Metrics computed at scrape time from the status channels.
+struct StatusCollector {
+    agent: watch::Receiver<AgentStatus>,
+    speaker: watch::Receiver<SpeakerStatus>,
+    /// One scrape at a time: the vectors below are reset and refilled by each.
+    scrape: Mutex<()>,
+    session_up: IntGaugeVec,
+    session_state: IntGaugeVec,
+    session_flaps: IntCounterVec,
+    session_uptime: IntGaugeVec,
+    messages_sent: IntCounterVec,
+    messages_received: IntCounterVec,
+    prefixes_announced: IntGaugeVec,
+    prefixes_desired: IntGaugeVec,
+    prefixes_received: IntGaugeVec,
+    notification_sent: GaugeVec,
+    notification_received: GaugeVec,
+    peer_without_session: IntGaugeVec,
+    pool_capacity: GaugeVec,
+    pool_in_use: GaugeVec,
+    pool_available: GaugeVec,
+    services: IntGaugeVec,
+    config_loaded: IntGaugeVec,
+    config_generation: IntGaugeVec,
+    config_stale: IntGaugeVec,
+    config_problems: IntGaugeVec,
+}
+
+fn gauge(name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec, prometheus::Error> {
+    IntGaugeVec::new(Opts::new(name, help), labels)
+}
+
+fn fgauge(name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, prometheus::Error> {
+    GaugeVec::new(Opts::new(name, help), labels)
+}
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, prometheus::Error> {
+    IntCounterVec::new(Opts::new(name, help), labels)
+}
+
+impl StatusCollector {
+    fn new(
+        agent: watch::Receiver<AgentStatus>,
+        speaker: watch::Receiver<SpeakerStatus>,
+    ) -> Result<StatusCollector, prometheus::Error> {
+        Ok(StatusCollector {
+            agent,
+            speaker,
+            scrape: Mutex::new(()),
+            session_up: gauge(
+                "ferrolb_bgp_session_up",
+                "1 if the BGP session is Established, else 0.",
+                &["peer", "peer_address"],
+            )?,
+            session_state: gauge(
+                "ferrolb_bgp_session_state",
+                "BGP FSM state as RFC 4273 bgpPeerState: 1 Idle, 2 Connect, 3 Active, 4 OpenSent, 5 OpenConfirm, 6 Established.",
+                &["peer"],
+            )?,
+            session_flaps: counter(
+                "ferrolb_bgp_session_flaps_total",
+                "Times the session left Established.",
+                &["peer"],
+            )?,
+            session_uptime: gauge(
+                "ferrolb_bgp_session_uptime_seconds",
+                "Seconds since the session reached Established; 0 when not Established.",
+                &["peer"],
+            )?,
+            messages_sent: counter(
+                "ferrolb_bgp_messages_sent_total",
+                "BGP messages sent to the peer, by type.",
+                &["peer", "type"],
+            )?,
+            messages_received: counter(
+                "ferrolb_bgp_messages_received_total",
+                "BGP messages received from the peer, by type.",
+                &["peer", "type"],
+            )?,
+            prefixes_announced: gauge(
+                "ferrolb_bgp_prefixes_announced",
+                "Prefixes currently advertised to the peer, by family.",
+                &["peer", "family"],
+            )?,
+            prefixes_desired: gauge(
+                "ferrolb_bgp_prefixes_desired",
+                "Prefixes the agent wants advertised to the peer.",
+                &["peer"],
+            )?,
+            prefixes_received: gauge(
+                "ferrolb_bgp_prefixes_received",
+                "Prefixes the peer announces to us (counted, never installed).",
+                &["peer"],
+            )?,
+            notification_sent: fgauge(
+                "ferrolb_bgp_last_notification_sent_timestamp_seconds",
+                "Unix time of the last NOTIFICATION sent to the peer; code and subcode as labels.",
+                &["peer", "code", "subcode"],
+            )?,
+            notification_received: fgauge(
+                "ferrolb_bgp_last_notification_received_timestamp_seconds",
+                "Unix time of the last NOTIFICATION received from the peer; code and subcode as labels.",
+                &["peer", "code", "subcode"],
+            )?,
+            peer_without_session: gauge(
+                "ferrolb_bgp_peer_without_session",
+                "1 for each BGPPeer selected for this node that has no session (see ferrolb status sessions for why).",
+                &["peer"],
+            )?,
+            pool_capacity: fgauge(
+                "ferrolb_pool_capacity_addresses",
+                "Usable addresses in the pool, by family.",
+                &["pool", "family"],
+            )?,
+            pool_in_use: fgauge(
+                "ferrolb_pool_in_use_addresses",
+                "Addresses of the pool held by at least one Service, by family.",
+                &["pool", "family"],
+            )?,
+            pool_available: fgauge(
+                "ferrolb_pool_available_addresses",
+                "Addresses of the pool still free, by family.",
+                &["pool", "family"],
+            )?,
+            services: gauge(
+                "ferrolb_services",
+                "Services handled by this node, by whether this node announces them.",
+                &["announced"],
+            )?,
+            config_loaded: gauge(
+                "ferrolb_config_loaded",
+                "1 once a good configuration has been applied.",
+                &[],
+            )?,
+            config_generation: gauge(
+                "ferrolb_config_generation",
+                "Good configuration snapshots applied since start.",
+                &[],
+            )?,
+            config_stale: gauge(
+                "ferrolb_config_stale",
+                "1 if the latest read of the configuration was refused (an older one stays applied).",
+                &[],
+            )?,
+            config_problems: gauge(
+                "ferrolb_config_problems",
+                "Problems found in the latest read of the configuration if it was refused.",
+                &[],
+            )?,
+        })
+    }
+
+    fn parts(&self) -> Vec<&dyn Collector> {
+        vec![
+            &self.session_up,
+            &self.session_state,
+            &self.session_flaps,
+            &self.session_uptime,
+            &self.messages_sent,
+            &self.messages_received,
+            &self.prefixes_announced,
+            &self.prefixes_desired,
+            &self.prefixes_received,
+            &self.notification_sent,
+            &self.notification_received,
+            &self.peer_without_session,
+            &self.pool_capacity,
+            &self.pool_in_use,
+            &self.pool_available,
+            &self.services,
+            &self.config_loaded,
+            &self.config_generation,
+            &self.config_stale,
+            &self.config_problems,
+        ]
+    }
+
+    fn fill(&self) {
+        let speaker = self.speaker.borrow().clone();
+        let agent = self.agent.borrow().clone();
+        let now = SystemTime::now();
+        for part in [
+            &self.session_up,
+            &self.session_state,
+            &self.session_uptime,
+            &self.prefixes_announced,
+            &self.prefixes_desired,
+            &self.prefixes_received,
+            &self.peer_without_session,
+            &self.services,
+        ] {
+            part.reset();
+        }
+        for part in [
+            &self.session_flaps,
+            &self.messages_sent,
+            &self.messages_received,
+        ] {
+            part.reset();
+        }
+        for part in [
+            &self.notification_sent,
+            &self.notification_received,
+            &self.pool_capacity,
+            &self.pool_in_use,
+            &self.pool_available,
+        ] {
+            part.reset();
+        }
+        for (name, p) in &speaker.peers {
+            let n = name.as_str();
+            let up = i64::from(p.state == State::Established);
+            let address = p.peer.ip().to_string();
+            self.session_up.with_label_values(&[n, &address]).set(up);
+            self.session_state
+                .with_label_values(&[n])
+                .set(state_number(p.state));
+            self.session_flaps.with_label_values(&[n]).inc_by(p.flaps);
+            let uptime = p.uptime(now).map(|d| d.as_secs()).unwrap_or(0);
+            self.session_uptime
+                .with_label_values(&[n])
+                .set(i64::try_from(uptime).unwrap_or(i64::MAX));
+            for (counter, c) in [
+                (&self.messages_sent, &p.messages_sent),
+                (&self.messages_received, &p.messages_received),
+            ] {
+                for (t, v) in [
+                    ("open", c.open),
+                    ("update", c.update),
+                    ("notification", c.notification),
+                    ("keepalive", c.keepalive),
+                    ("route_refresh", c.route_refresh),
+                ] {
+                    counter.with_label_values(&[n, t]).inc_by(v);
+                }
+            }
+            let count = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+            self.prefixes_announced
+                .with_label_values(&[n, "ipv4"])
+                .set(count(p.prefixes_advertised_v4));
+            self.prefixes_announced
+                .with_label_values(&[n, "ipv6"])
+                .set(count(p.prefixes_advertised_v6));
+            self.prefixes_desired
+                .with_label_values(&[n])
+                .set(count(p.prefixes_desired));
+            self.prefixes_received
+                .with_label_values(&[n])
+                .set(count(p.prefixes_received));
+        }
+        for (name, p) in &speaker.peers {
+            for (gauge, last) in [
+                (&self.notification_sent, &p.last_notification_sent),
+                (&self.notification_received, &p.last_notification_received),
+            ] {
+                if let Some(last) = last {
+                    let at = last
+                        .at
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64());
+                    let n = &last.notification;
+                    gauge
+                        .with_label_values(&[
+                            name.as_str(),
+                            &n.code.to_string(),
+                            &n.subcode.to_string(),
+                        ])
+                        .set(at);
+                }
+            }
+        }
+        for peer in agent
+            .plan
+            .skipped_peers
+            .keys()
+            .chain(agent.peer_errors.keys())
+        {
+            self.peer_without_session.with_label_values(&[peer]).set(1);
+        }
+        for pool in &agent.pools {
+            let name = pool.pool.to_string();
+            for (family, stats) in [("ipv4", &pool.ipv4), ("ipv6", &pool.ipv6)] {
+                let labels = [name.as_str(), family];
+                self.pool_capacity
+                    .with_label_values(&labels)
+                    .set(stats.total as f64);
+                self.pool_in_use
+                    .with_label_values(&labels)
+                    .set(stats.in_use as f64);
+                self.pool_available
+                    .with_label_values(&labels)
+                    .set(stats.available as f64);
+            }
+        }
+        let announced = agent
+            .plan
+            .services
+            .values()
+            .filter(|s| s.is_announced())
+            .count();
+        let not_announced = agent.plan.services.len() - announced;
+        let count = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        self.services
+            .with_label_values(&["true"])
+            .set(count(announced));
+        self.services
+            .with_label_values(&["false"])
+            .set(count(not_announced));
+        let generation = i64::try_from(agent.generation).unwrap_or(i64::MAX);
+        self.config_loaded
+            .with_label_values(&[] as &[&str])
+            .set(i64::from(agent.generation > 0));
+        self.config_generation
+            .with_label_values(&[] as &[&str])
+            .set(generation);
+        self.config_stale
+            .with_label_values(&[] as &[&str])
+            .set(i64::from(!agent.rejected.is_empty()));
+        self.config_problems
+            .with_label_values(&[] as &[&str])
+            .set(count(agent.rejected.len()));
+    }
+}
+
+impl Collector for StatusCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.parts().into_iter().flat_map(|c| c.desc()).collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(PoisonError::into_inner);
+        self.fill();
+        self.parts().into_iter().flat_map(|c| c.collect()).collect()
+    }
+}
+
+/// The agent's metrics registry.
+pub struct Metrics {
+    registry: Registry,
+    apply_seconds: Histogram,
+    reads: IntCounterVec,
+    agent: watch::Receiver<AgentStatus>,
+}
+
+/// Buckets of the event-to-UPDATE histogram, in seconds: 1 ms to 10 s.
+pub const APPLY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+impl Metrics {
+    /// A registry whose status metrics are read from the channels at each scrape.
+    pub fn new(
+        agent: watch::Receiver<AgentStatus>,
+        speaker: watch::Receiver<SpeakerStatus>,
+    ) -> Result<Metrics, MetricsError> {
+        let registry = Registry::new();
+        registry.register(Box::new(StatusCollector::new(agent.clone(), speaker)?))?;
+        let apply_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "ferrolb_config_apply_seconds",
+                "Event-to-UPDATE latency: from reading a changed configuration folder to the BGP speaker having the new routes.",
+            )
+            .buckets(APPLY_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(apply_seconds.clone()))?;
+        let reads = counter(
+            "ferrolb_config_reads_total",
+            "Reads of the configuration folder, by result: applied or refused.",
+            &["result"],
+        )?;
+        for result in ["applied", "refused"] {
+            reads.with_label_values(&[result]);
+        }
+        registry.register(Box::new(reads.clone()))?;
+        Ok(Metrics {
+            registry,
+            apply_seconds,
+            reads,
+            agent,
+        })
+    }
+
+    /// What the agent calls after each read (see `Agent::on_read`).
+    pub fn read_observer(&self) -> ReadObserver {
+        let apply_seconds = self.apply_seconds.clone();
+        let reads = self.reads.clone();
+        Box::new(move |outcome| match outcome {
+            ReadOutcome::Applied { took } => {
+                apply_seconds.observe(took.as_secs_f64());
+                reads.with_label_values(&["applied"]).inc();
+            }
+            ReadOutcome::Refused { .. } => reads.with_label_values(&["refused"]).inc(),
+        })
+    }
+
+    /// Every metric family now.
+    pub fn gather(&self) -> Vec<MetricFamily> {
+        self.registry.gather()
+    }
+
+    /// The Prometheus text exposition format of [`Metrics::gather`].
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.gather(), &mut buf) {
+            return format!("# encoding failed: {e}\n");
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// Ready once a good configuration has been applied.
+    pub fn ready(&self) -> bool {
+        self.agent.borrow().generation > 0
+    }
+}
+
+fn respond(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let text = |status: StatusCode, content_type: &str, body: String| {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = status;
+        if let Ok(v) = content_type.parse() {
+            r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        }
+        r
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "GET only\n".into(),
+        );
+    }
+    match req.uri().path() {
+        "/metrics" => text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.render(),
+        ),
+        "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/readyz" if metrics.ready() => text(StatusCode::OK, "text/plain", "ready\n".into()),
+        "/readyz" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "no configuration applied yet\n".into(),
+        ),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "try /metrics, /healthz or /readyz\n".into(),
+        ),
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` over HTTP/1 on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    debug!(error = %e, "metrics: accept failed");
+                    continue;
+                }
+            },
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let response = respond(&metrics, &req);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await
+            {
+                debug!(error = %e, "metrics: connection failed");
+            }
+        });
+    }
+}
