@@ -5,6 +5,9 @@
 //! Kubernetes (formats, nullable), and rendering them as YAML. The resource types themselves
 //! are in `crd`.
 
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use serde_json::{Map, Value};
@@ -78,12 +81,28 @@ pub fn custom_resource_definition(
 }
 
 /// The `openAPIV3Schema` of one kind, as the API server sees it.
-pub fn openapi_schema(kind: ResourceKind) -> Result<Value, ManifestError> {
+pub fn openapi_schema(kind: ResourceKind) -> Result<&'static Value, ManifestError> {
+    // Built once per kind and process: every document read (the speaker re-reads its whole
+    // folder on each change) is decoded against it, and generating it dominated that read.
+    static CACHE: OnceLock<Mutex<BTreeMap<ResourceKind, &'static Value>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(schema) = cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&kind)
+    {
+        return Ok(schema);
+    }
     let crd = crd_json(kind)?;
-    Ok(crd
+    let schema = crd
         .pointer("/spec/versions/0/schema/openAPIV3Schema")
         .cloned()
-        .unwrap_or(Value::Null))
+        .unwrap_or(Value::Null);
+    let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+    // Six kinds, each leaked at most once: a fixed cost for the life of the process.
+    Ok(*cache
+        .entry(kind)
+        .or_insert_with(|| Box::leak(Box::new(schema))))
 }
 
 /// The file a kind's CRD is kept in: `<plural>.ferrolb.io.yaml`.

@@ -186,9 +186,9 @@ pub fn decode_object(document: &Value) -> Result<ConfigObject, Vec<DocumentError
         })?;
     let schema =
         openapi_schema(kind).map_err(|error| vec![DocumentError::Schema(error.to_string())])?;
-    let defaulted = with_root_defaults(&schema, document);
+    let defaulted = with_root_defaults(schema, document);
     let document = &defaulted;
-    let mut errors: Vec<DocumentError> = unknown_root_fields(&schema, document)
+    let mut errors: Vec<DocumentError> = unknown_root_fields(schema, document)
         .into_iter()
         .map(|(field, message)| DocumentError::Field { field, message })
         .collect();
@@ -263,7 +263,7 @@ pub(crate) fn typed<T: DeserializeOwned>(document: &Value) -> Result<T, Document
 /// Paths (with a message) of the fields of `document` that `kind`'s schema does not have.
 pub fn unknown_fields(kind: ResourceKind, document: &Value) -> Vec<(String, String)> {
     match openapi_schema(kind) {
-        Ok(schema) => unknown_root_fields(&schema, document),
+        Ok(schema) => unknown_root_fields(schema, document),
         Err(_) => Vec::new(),
     }
 }

@@ -40,7 +40,7 @@ fn object(kind: ResourceKind, spec: &str) -> Value {
 /// The CEL failures for an object, as `field: message`.
 fn cel_failures(kind: ResourceKind, object: &Value) -> Vec<String> {
     let schema = openapi_schema(kind).expect("schema generates");
-    match Validator::new().validate(&schema, object, None) {
+    match Validator::new().validate(schema, object, None) {
         Ok(()) => Vec::new(),
         Err(errors) => errors
             .iter()
@@ -370,7 +370,7 @@ fn every_rule_compiles_uses_only_self_and_fits_the_cost_budget() {
     let mut rules = 0;
     for kind in ResourceKind::ALL {
         let schema = openapi_schema(kind).expect("schema generates");
-        let compiled = compile_schema(&schema);
+        let compiled = compile_schema(schema);
         assert!(
             !compiled.has_errors(),
             "{kind}: {:?}",
@@ -379,7 +379,7 @@ fn every_rule_compiles_uses_only_self_and_fits_the_cost_budget() {
         let mut nodes = vec![schema];
         while let Some(node) = nodes.pop() {
             if let Some(Value::Array(validations)) = node.get("x-kubernetes-validations") {
-                let node_schema = compile_schema(&node);
+                let node_schema = compile_schema(node);
                 for validation in validations {
                     let rule = validation["rule"].as_str().expect("rules are strings");
                     let mut warnings =
@@ -397,10 +397,10 @@ fn every_rule_compiles_uses_only_self_and_fits_the_cost_budget() {
                 }
             }
             if let Some(Value::Object(properties)) = node.get("properties") {
-                nodes.extend(properties.values().cloned());
+                nodes.extend(properties.values());
             }
             if let Some(items) = node.get("items") {
-                nodes.push(items.clone());
+                nodes.push(items);
             }
         }
     }

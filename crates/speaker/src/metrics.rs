@@ -404,7 +404,7 @@ impl Metrics {
         let apply_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "ferrolb_config_apply_seconds",
-                "Event-to-UPDATE latency: from reading a changed configuration folder to the BGP speaker having the new routes.",
+                "From reading a changed configuration folder to the BGP speaker having the new routes (the UPDATEs leave within a fraction of a millisecond); the file-watch debounce is not included.",
             )
             .buckets(APPLY_BUCKETS.to_vec()),
         )?;
