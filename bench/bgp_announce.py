@@ -848,7 +848,7 @@ class Bench:
         if res.ok:
             log(f"N={n} {LABELS[announcer]}: {res.converge_s:.3f}s (poll bracket {res.resolution_s:.3f}s) from Established to "
                 f"{n} routes at the router; peak RSS {mb(res.peak_rss_kb)} MB"
-                + (f"; ferrolb reports 'sent ... in {res.announcer_reported_s:.3f}s'" if res.announcer_reported_s is not None else ""))
+                + (f"; ferrolb reports 'queued ... {res.announcer_reported_s:.3f}s after Established'" if res.announcer_reported_s is not None else ""))
         return res
 
     def main(self) -> int:
