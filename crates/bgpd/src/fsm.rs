@@ -838,11 +838,17 @@ mod tests {
         })
     }
 
-    /// Drives a fresh FSM to Established over an outbound connection.
-    fn established() -> Fsm {
-        let mut fsm = Fsm::new(config());
+    /// A fresh FSM, started, with its outbound connection up and our OPEN sent.
+    fn open_sent(config: SessionConfig) -> Fsm {
+        let mut fsm = Fsm::new(config);
         fsm.handle(Input::Start);
         fsm.handle(Input::Connected(Direction::Outbound));
+        fsm
+    }
+
+    /// Drives a fresh FSM to Established over an outbound connection.
+    fn established() -> Fsm {
+        let mut fsm = open_sent(config());
         fsm.handle(Input::Received(
             Direction::Outbound,
             peer_open(64512, 90, PEER_ID),
@@ -908,12 +914,10 @@ mod tests {
 
     #[test]
     fn open_negotiates_the_smaller_hold_time_and_keepalive_is_a_third() {
-        let mut fsm = Fsm::new(SessionConfig {
+        let mut fsm = open_sent(SessionConfig {
             hold_time: 90,
             ..config()
         });
-        fsm.handle(Input::Start);
-        fsm.handle(Input::Connected(Direction::Outbound));
         let out = fsm.handle(Input::Received(
             Direction::Outbound,
             peer_open(64512, 30, PEER_ID),
@@ -932,9 +936,7 @@ mod tests {
 
     #[test]
     fn zero_hold_time_disables_hold_and_keepalive_timers() {
-        let mut fsm = Fsm::new(config());
-        fsm.handle(Input::Start);
-        fsm.handle(Input::Connected(Direction::Outbound));
+        let mut fsm = open_sent(config());
         let out = fsm.handle(Input::Received(
             Direction::Outbound,
             peer_open(64512, 0, PEER_ID),
@@ -970,9 +972,7 @@ mod tests {
 
     #[test]
     fn peer_without_mp_capability_gets_ipv4_unicast_only() {
-        let mut fsm = Fsm::new(config());
-        fsm.handle(Input::Start);
-        fsm.handle(Input::Connected(Direction::Outbound));
+        let mut fsm = open_sent(config());
         let open = Message::Open(Open::new(64512, 90, PEER_ID, vec![]));
         fsm.handle(Input::Received(Direction::Outbound, open));
         fsm.handle(Input::Received(Direction::Outbound, Message::Keepalive));
@@ -983,9 +983,7 @@ mod tests {
 
     #[test]
     fn wrong_peer_as_is_refused_with_bad_peer_as() {
-        let mut fsm = Fsm::new(config());
-        fsm.handle(Input::Start);
-        fsm.handle(Input::Connected(Direction::Outbound));
+        let mut fsm = open_sent(config());
         let out = fsm.handle(Input::Received(
             Direction::Outbound,
             peer_open(64999, 90, PEER_ID),
@@ -1004,12 +1002,10 @@ mod tests {
 
     #[test]
     fn ibgp_peer_with_our_router_id_is_refused_with_bad_bgp_identifier() {
-        let mut fsm = Fsm::new(SessionConfig {
+        let mut fsm = open_sent(SessionConfig {
             peer_as: 4_200_000_000,
             ..config()
         });
-        fsm.handle(Input::Start);
-        fsm.handle(Input::Connected(Direction::Outbound));
         let out = fsm.handle(Input::Received(
             Direction::Outbound,
             peer_open(4_200_000_000, 90, LOCAL_ID),
@@ -1022,17 +1018,13 @@ mod tests {
 
     #[test]
     fn update_before_established_is_an_fsm_error() {
-        let mut fsm = Fsm::new(config());
-        fsm.handle(Input::Start);
-        fsm.handle(Input::Connected(Direction::Outbound));
+        let mut fsm = open_sent(config());
         let out = fsm.handle(Input::Received(Direction::Outbound, Message::Keepalive));
         assert_eq!(
             notification_sent(&out),
             Some((error_code::FSM, fsm_subcode::UNEXPECTED_IN_OPEN_SENT))
         );
-        let mut fsm = Fsm::new(config());
-        fsm.handle(Input::Start);
-        fsm.handle(Input::Connected(Direction::Outbound));
+        let mut fsm = open_sent(config());
         fsm.handle(Input::Received(
             Direction::Outbound,
             peer_open(64512, 90, PEER_ID),
@@ -1233,12 +1225,10 @@ mod tests {
 
     #[test]
     fn second_session_after_restart_clears_the_restart_state_bit() {
-        let mut fsm = Fsm::new(SessionConfig {
+        let mut fsm = open_sent(SessionConfig {
             graceful_restart: Some(GracefulRestartConfig { restart_time: 120 }),
             ..config()
         });
-        fsm.handle(Input::Start);
-        fsm.handle(Input::Connected(Direction::Outbound));
         fsm.handle(Input::Received(
             Direction::Outbound,
             peer_open(64512, 90, PEER_ID),
@@ -1257,9 +1247,7 @@ mod tests {
     #[test]
     fn collision_keeps_the_connection_initiated_by_the_higher_router_id() {
         // Our id 192.0.2.11 is higher than the peer's 192.0.2.1: our outbound connection wins.
-        let mut fsm = Fsm::new(config());
-        fsm.handle(Input::Start);
-        fsm.handle(Input::Connected(Direction::Outbound));
+        let mut fsm = open_sent(config());
         assert_eq!(fsm.inbound_decision(), InboundDecision::Accept);
         fsm.handle(Input::Connected(Direction::Inbound));
         // The first OPEN names the peer's identifier: that settles it.
@@ -1280,10 +1268,8 @@ mod tests {
 
     #[test]
     fn collision_with_a_higher_peer_id_keeps_the_peers_connection() {
-        let mut fsm = Fsm::new(config());
+        let mut fsm = open_sent(config());
         let higher = Ipv4Addr::new(203, 0, 113, 1);
-        fsm.handle(Input::Start);
-        fsm.handle(Input::Connected(Direction::Outbound));
         fsm.handle(Input::Connected(Direction::Inbound));
         let out = fsm.handle(Input::Received(
             Direction::Outbound,
@@ -1315,9 +1301,7 @@ mod tests {
 
     #[test]
     fn losing_the_spare_connection_of_a_collision_is_not_recorded_as_an_error() {
-        let mut fsm = Fsm::new(config());
-        fsm.handle(Input::Start);
-        fsm.handle(Input::Connected(Direction::Outbound));
+        let mut fsm = open_sent(config());
         fsm.handle(Input::Connected(Direction::Inbound));
         let cease = Notification::cease(cease_subcode::CONNECTION_COLLISION_RESOLUTION, None);
         let out = fsm.handle(Input::Received(
@@ -1339,9 +1323,7 @@ mod tests {
 
     #[test]
     fn losing_the_only_connection_is_recorded_as_an_error() {
-        let mut fsm = Fsm::new(config());
-        fsm.handle(Input::Start);
-        fsm.handle(Input::Connected(Direction::Outbound));
+        let mut fsm = open_sent(config());
         let out = fsm.handle(Input::Closed(Direction::Outbound));
         assert!(out.contains(&Output::Error(SessionError::ConnectionClosed)));
     }
