@@ -192,9 +192,10 @@ impl Agent {
             // but clients of the Service see a new address. Say how to avoid it.
             warn!(
                 service = %m.service, before = ?m.before, after = ?m.after,
-                "address changed because a Service was inserted before it in the folder; pin \
-                 addresses with spec.loadBalancerIP, ferrolb.io/loadBalancerIPs or \
-                 status.loadBalancer.ingress, or add new Services after the existing ones"
+                "address changed (a Service inserted before it in the folder, or a pool \
+                 edited); every node moves it alike. Pin addresses with spec.loadBalancerIP, \
+                 ferrolb.io/loadBalancerIPs or status.loadBalancer.ingress, and add new \
+                 Services after the existing ones"
             );
         }
         let plan = plan_announcements(&snapshot.config, &self.options.node, &services);

@@ -7,8 +7,9 @@
 //! are claimed first; then Services get addresses in the order they appear in the folder (files
 //! by name, documents in order). So a Service added after the others (at the end of a file, or
 //! in a file that sorts last) never moves an existing address; one inserted before others can,
-//! on every node alike, and [`Allocations::update`] reports each such move so the agent can say
-//! how to pin the address.
+//! and so can a pool edit that takes an unpinned address away or frees one that sorts lower —
+//! on every node alike. [`Allocations::update`] reports each such move so the agent can say how
+//! to pin the address.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -366,6 +367,30 @@ mod tests {
                 service: ServiceKey::new("demo", "web"),
                 before: vec![ip("203.0.113.10")],
                 after: vec![ip("203.0.113.11")],
+            }]
+        );
+    }
+
+    #[test]
+    fn a_pool_edit_that_adds_lower_addresses_moves_unpinned_services_and_reports_it() {
+        let mut agent = Allocations::new();
+        run(
+            &mut agent,
+            &config("203.0.113.10-203.0.113.20"),
+            &[service("web", "")],
+        );
+        let (_, moves) = agent.update(
+            &config("203.0.113.5-203.0.113.20"),
+            &[service("web", "")],
+            &BTreeMap::new(),
+            None,
+        );
+        assert_eq!(
+            moves,
+            vec![AddressMove {
+                service: ServiceKey::new("demo", "web"),
+                before: vec![ip("203.0.113.10")],
+                after: vec![ip("203.0.113.5")],
             }]
         );
     }
