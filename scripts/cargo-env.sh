@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # scripts/cargo-env.sh: sourced by the scripts that build ferrolb as root (test.sh, the lab demo).
 # Under sudo, PATH usually lacks the invoking user's ~/.cargo/bin: use their toolchain.
 if ! command -v cargo >/dev/null 2>&1 && [[ -n "${SUDO_USER:-}" ]]; then

@@ -13,11 +13,12 @@ readonly PACKAGES=(
   util-linux    # flock, setpriv
   procps        # sysctl
   curl
+  shellcheck    # scripts/test.sh checks every shell script
   tcpdump
   python3
   python3-pip
   protobuf-compiler  # protoc, for crates/api-grpc's build script
-  python3-grpcio     # the reflection-only client of crates/ferrolb/tests/obs_lab.rs
+  python3-grpcio     # the reflection-only client of crates/ferrolb/tests/lab_status.rs
   python3-protobuf
 )
 
@@ -57,7 +58,7 @@ fi
 for bin in /usr/lib/frr/zebra /usr/lib/frr/bgpd; do
   [[ -x "$bin" ]] || die "$bin is missing although frr is installed"
 done
-for tool in vtysh bird birdc gobgpd gobgp ip ping sysctl flock setpriv; do
+for tool in vtysh bird birdc gobgpd gobgp ip ping sysctl flock setpriv shellcheck; do
   command -v "$tool" >/dev/null 2>&1 || die "'$tool' is not on PATH although its package is installed"
 done
 echo "install-deps.sh: lab binaries present: frr $(dpkg-query -W -f='${Version}' frr), bird2 $(dpkg-query -W -f='${Version}' bird2), gobgpd $(dpkg-query -W -f='${Version}' gobgpd)"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/test.sh: THE test command of ferrolb (`sudo scripts/test.sh`), also run by CI.
-# Installs the system dependencies, then checks formatting, lints and runs every test of the
-# workspace, lab tests included (they create network namespaces, hence root). Fails at the
-# first failing step. Honours CARGO_TARGET_DIR.
+# Installs the system dependencies, then checks the shell scripts, formatting and lints, checks
+# that bgpd's pure cores build without tokio, and runs every test of the workspace, lab tests
+# included (they create network namespaces, hence root). Fails at the first failing step.
+# Honours CARGO_TARGET_DIR.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,8 +31,15 @@ scripts/install-deps.sh
 echo
 echo "test.sh: $(cargo --version); target dir: ${CARGO_TARGET_DIR:-target (default)}"
 
+step "shellcheck (every shell script of the repository)"
+mapfile -t scripts < <(git ls-files '*.sh' .ci/run)
+shellcheck -x "${scripts[@]}"
+
 step "cargo fmt --all --check"
 cargo fmt --all --check
+
+step "cargo build -p ferrolb-bgpd --no-default-features (the BGP cores build without tokio)"
+cargo build -p ferrolb-bgpd --no-default-features
 
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings

@@ -125,6 +125,7 @@ requests 30 "http://[2001:db8:ff::10]:${PORT}/" | sort | uniq -c
 # can land on another node, which resets it; what the drain must prevent is loss.
 loop_start() {
   rm -f "${STATE}/demo/stop-loop"
+  # shellcheck disable=SC2016 # the loop's variables belong to the inner shell
   ip netns exec "${LAB}-cl" bash -c '
     ok=0; reset=0; lost=0
     for _ in $(seq 1 3000); do

@@ -27,6 +27,15 @@ readonly GOBGP_API_PORT="50051"
 readonly WAIT_SECS="20"
 readonly MAX_NODES="40"
 
+# The lab's addresses, in one place: topology_up uses them, `lab.sh env` prints them, and the
+# Rust harness (crates/labtest) and the containerlab topology (lab/containerlab) are checked
+# against that output.
+readonly ROUTER_FABRIC_V4="192.0.2.1/24" ROUTER_FABRIC_V6="2001:db8:0:1::1/64"
+readonly ROUTER_CLIENT_V4="198.51.100.1/24" ROUTER_CLIENT_V6="2001:db8:0:2::1/64"
+readonly CLIENT_V4="198.51.100.10/24" CLIENT_V6="2001:db8:0:2::10/64"
+node_v4() { echo "192.0.2.$((10 + $1))/24"; }
+node_v6() { echo "2001:db8:0:1::$((10 + $1))/64"; }
+
 LAB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly LAB_DIR
 readonly TEMPLATE_DIR="${LAB_DIR}/routers"
@@ -50,6 +59,7 @@ lab/netns/lab.sh: the ferrolb network-namespace lab (needs root)
   lab.sh router-stop | router-start | router-restart [--name NAME]
   lab.sh router-cli [--name NAME] [ARGS...]   vtysh / birdc / gobgp for this lab's router
   lab.sh list                                 names of the labs that have state
+  lab.sh env [--nodes N]                      the lab's numbers, nodes, links and addresses
 
 NAME: 1-6 letters or digits (default fl). Namespaces: NAME-sw, NAME-rtr, NAME-n1..NAME-nN,
 NAME-cl. State (configs, pid files, sockets, logs): /run/ferrolb-lab/NAME/.
@@ -335,21 +345,21 @@ topology_up() {
     net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1
   ensure_veth "$NS_SW" rtr "$NS_RTR" eth0
   ensure_bridge_port rtr
-  set_host_if "$NS_RTR" eth0 192.0.2.1/24 2001:db8:0:1::1/64
+  set_host_if "$NS_RTR" eth0 "$ROUTER_FABRIC_V4" "$ROUTER_FABRIC_V6"
 
   # Client.
   ensure_veth "$NS_RTR" eth1 "$NS_CL" eth0
-  set_host_if "$NS_RTR" eth1 198.51.100.1/24 2001:db8:0:2::1/64
-  set_host_if "$NS_CL" eth0 198.51.100.10/24 2001:db8:0:2::10/64
-  set_default_routes "$NS_CL" 198.51.100.1 2001:db8:0:2::1
+  set_host_if "$NS_RTR" eth1 "$ROUTER_CLIENT_V4" "$ROUTER_CLIENT_V6"
+  set_host_if "$NS_CL" eth0 "$CLIENT_V4" "$CLIENT_V6"
+  set_default_routes "$NS_CL" "${ROUTER_CLIENT_V4%/*}" "${ROUTER_CLIENT_V6%/*}"
 
   # Nodes.
   for ((i = 1; i <= NODES; i++)); do
     ns="${NAME}-n${i}"
     ensure_veth "$NS_SW" "n${i}" "$ns" eth0
     ensure_bridge_port "n${i}"
-    set_host_if "$ns" eth0 "192.0.2.$((10 + i))/24" "2001:db8:0:1::$((10 + i))/64"
-    set_default_routes "$ns" 192.0.2.1 2001:db8:0:1::1
+    set_host_if "$ns" eth0 "$(node_v4 "$i")" "$(node_v6 "$i")"
+    set_default_routes "$ns" "${ROUTER_FABRIC_V4%/*}" "${ROUTER_FABRIC_V6%/*}"
   done
 }
 
@@ -643,6 +653,27 @@ cmd_router_cli() {
   router_cli "$ROUTER" "${CLI_ARGS[@]}"
 }
 
+cmd_env() {
+  # KEY=value lines, then the topology: `node NAME`, `link A:IF B:IF` (the switch's ports are
+  # bridge ports of br0), `addr NODE IF ADDRESS/LEN`, `gateway NODE ADDRESS`. Node names are
+  # without the lab's NAME- prefix.
+  local i
+  printf 'STATE_ROOT=%s\nASN=%s\nROUTER_ID=%s\nMAX_NODES=%s\nGOBGP_API_PORT=%s\nNODES=%s\n' \
+    "$STATE_ROOT" "$ASN" "$ROUTER_ID" "$MAX_NODES" "$GOBGP_API_PORT" "$NODES"
+  printf 'node %s\n' sw rtr cl
+  for ((i = 1; i <= NODES; i++)); do printf 'node n%s\n' "$i"; done
+  printf 'link sw:rtr rtr:eth0\nlink rtr:eth1 cl:eth0\n'
+  for ((i = 1; i <= NODES; i++)); do printf 'link sw:n%s n%s:eth0\n' "$i" "$i"; done
+  printf 'addr rtr eth0 %s\naddr rtr eth0 %s\n' "$ROUTER_FABRIC_V4" "$ROUTER_FABRIC_V6"
+  printf 'addr rtr eth1 %s\naddr rtr eth1 %s\n' "$ROUTER_CLIENT_V4" "$ROUTER_CLIENT_V6"
+  printf 'addr cl eth0 %s\naddr cl eth0 %s\n' "$CLIENT_V4" "$CLIENT_V6"
+  printf 'gateway cl %s\ngateway cl %s\n' "${ROUTER_CLIENT_V4%/*}" "${ROUTER_CLIENT_V6%/*}"
+  for ((i = 1; i <= NODES; i++)); do
+    printf 'addr n%s eth0 %s\naddr n%s eth0 %s\n' "$i" "$(node_v4 "$i")" "$i" "$(node_v6 "$i")"
+    printf 'gateway n%s %s\ngateway n%s %s\n' "$i" "${ROUTER_FABRIC_V4%/*}" "$i" "${ROUTER_FABRIC_V6%/*}"
+  done
+}
+
 cmd_list() {
   local d
   [[ -d "$STATE_ROOT" ]] || return 0
@@ -661,6 +692,7 @@ case "$CMD" in
   router-restart) parse_options "$@"; cmd_router restart ;;
   router-cli) parse_options "$@"; cmd_router_cli ;;
   list) cmd_list ;;
+  env) parse_options "$@"; cmd_env ;;
   help | -h | --help) usage ;;
   *)
     usage >&2

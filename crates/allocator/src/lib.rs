@@ -6,7 +6,8 @@
 //! the Services waiting for addresses, and per-pool statistics. It does no I/O, knows nothing
 //! of Kubernetes or BGP, and has no clock: the controller converts its watched objects into
 //! [`PoolSpec`]s and [`ServiceRequest`]s and writes the answers back as status, Events and
-//! metrics.
+//! metrics; with the `model` feature, `PoolSpec::from_model` and `ServiceRequest::from_view`
+//! do that conversion in one place.
 //!
 //! ```
 //! use ferrolb_allocator::{Allocator, Family, FamilyPolicy, PoolSpec, ServiceKey, ServiceRequest};
@@ -28,6 +29,8 @@
 
 mod address;
 mod allocator;
+#[cfg(feature = "model")]
+mod from_model;
 mod holders;
 mod occupancy;
 mod outcome;

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use ferrolb_bgpd::fsm::{GracefulRestartConfig, State};
+use ferrolb_bgpd::rib_out::RouteAttributes;
 use ferrolb_bgpd::wire::{Community, LargeCommunity};
-use ferrolb_bgpd::{
-    GracefulRestartConfig, PeerConfig, RouteAttributes, Speaker, SpeakerConfig, State,
-};
+use ferrolb_bgpd::{PeerConfig, Speaker, SpeakerConfig};
 use ipnet::IpNet;
 
 #[derive(Parser, Debug)]

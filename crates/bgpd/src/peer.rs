@@ -13,6 +13,11 @@ use crate::wire::{Family, MessageType};
 /// BGP's well-known port.
 pub const BGP_PORT: u16 = 179;
 
+/// TTL for eBGP single-hop sessions: the peer must be directly connected (RFC 4271 §5.1.3).
+pub const TTL_SINGLE_HOP: u32 = 1;
+/// TTL for iBGP and eBGP multihop sessions.
+pub const TTL_MULTIHOP: u32 = 255;
+
 /// One BGP neighbor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerConfig {
@@ -88,9 +93,9 @@ impl PeerConfig {
     /// IP TTL for the session's packets.
     pub fn ttl(&self) -> u32 {
         if self.is_ibgp() || self.ebgp_multihop {
-            crate::transport::TTL_MULTIHOP
+            TTL_MULTIHOP
         } else {
-            crate::transport::TTL_SINGLE_HOP
+            TTL_SINGLE_HOP
         }
     }
 
@@ -172,7 +177,8 @@ impl PeerConfig {
         Ok(())
     }
 
-    pub(crate) fn session_config(&self) -> SessionConfig {
+    /// The state machine's view of this peer (for driving [`crate::fsm::Fsm`] directly).
+    pub fn session_config(&self) -> SessionConfig {
         SessionConfig {
             local_as: self.local_as,
             peer_as: self.peer_as,
@@ -283,7 +289,8 @@ pub struct PeerStatus {
 }
 
 impl PeerStatus {
-    pub(crate) fn new(config: &PeerConfig) -> PeerStatus {
+    /// The status of a peer that has not connected yet.
+    pub fn new(config: &PeerConfig) -> PeerStatus {
         PeerStatus {
             name: config.name.clone(),
             peer: config.socket_addr(),

@@ -180,7 +180,7 @@ impl Speaker {
         let mut status = self.status();
         let withdrawn = |s: &SpeakerStatus| {
             s.peers.values().all(|p| {
-                p.state != crate::State::Established
+                p.state != crate::fsm::State::Established
                     || (p.prefixes_advertised_v4 == 0 && p.prefixes_advertised_v6 == 0)
             })
         };

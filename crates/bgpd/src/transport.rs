@@ -12,11 +12,6 @@ use std::os::fd::AsRawFd;
 use socket2::SockRef;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-/// TTL for eBGP single-hop sessions: the peer must be directly connected (RFC 4271 §5.1.3).
-pub const TTL_SINGLE_HOP: u32 = 1;
-/// TTL for iBGP and eBGP multihop sessions.
-pub const TTL_MULTIHOP: u32 = 255;
-
 /// How to reach one peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectParams {
@@ -91,6 +86,9 @@ fn invalid(msg: &str) -> io::Error {
 
 /// Installs (or with `None`, removes) the RFC 2385 key for `peer` on a socket. On a listener,
 /// accepted connections from that peer inherit it.
+// The one place in ferrolb-bgpd that needs `unsafe`: the kernel's `tcp_md5sig` has no safe
+// wrapper in libc, nix or socket2.
+#[allow(unsafe_code)]
 pub fn set_md5_key(socket: &impl AsRawFd, peer: IpAddr, password: Option<&str>) -> io::Result<()> {
     let key = password.unwrap_or("").as_bytes();
     if key.len() > libc::TCP_MD5SIG_MAXKEYLEN {

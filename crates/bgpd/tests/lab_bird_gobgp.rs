@@ -6,13 +6,13 @@
 mod common;
 
 use common::*;
-use ferrolb_labtest::{Lab, LabSpec, RouterKind, wait_for};
-use serde_json::{Value, json};
+use ferrolb_labtest::{Lab, LabSpec, RouterKind, bird, gobgp};
+use serde_json::json;
 
 const SPEAKER_AS: u32 = 4_200_000_000;
 const ROUTER_AS: u32 = 64512;
 
-fn routes() -> Vec<(ipnet::IpNet, ferrolb_bgpd::RouteAttributes)> {
+fn routes() -> Vec<(ipnet::IpNet, ferrolb_bgpd::rib_out::RouteAttributes)> {
     let a = attrs(&["64512:100"], &[(SPEAKER_AS, 7, 8)], Some(300));
     vec![
         (net("203.0.113.10/32"), a.clone()),
@@ -26,12 +26,6 @@ fn start_speaker(lab: &Lab) -> NodeSpeaker {
     speaker.set_peers(vec![peer("rtr", ip("192.0.2.1"), SPEAKER_AS, ROUTER_AS, 1)]);
     speaker.wait_synced("rtr");
     speaker
-}
-
-/// The attribute lines of `birdc show route <prefix> all`, or None if BIRD has no route.
-fn bird_route(lab: &Lab, prefix: &str) -> Option<String> {
-    let out = lab.birdc(&format!("show route {prefix} all")).ok()?;
-    out.contains(prefix).then_some(out)
 }
 
 #[test]
@@ -48,8 +42,7 @@ fn bird_receives_routes_with_exact_attributes_and_sees_the_withdrawal() {
     .unwrap_or_else(|e| panic!("{e}"));
     let speaker = start_speaker(&lab);
 
-    let v4 = wait_for(TIMEOUT, POLL, || bird_route(&lab, "203.0.113.10/32"))
-        .expect("BIRD has the IPv4 route");
+    let v4 = bird::wait_route(&lab, "203.0.113.10/32");
     for line in [
         "[AS4200000000i]",
         "BGP.origin: IGP",
@@ -62,37 +55,13 @@ fn bird_receives_routes_with_exact_attributes_and_sees_the_withdrawal() {
     ] {
         assert!(v4.contains(line), "missing {line:?} in:\n{v4}");
     }
-    let v6 = wait_for(TIMEOUT, POLL, || bird_route(&lab, "2001:db8:ff::10/128"))
-        .expect("BIRD has the IPv6 route");
+    let v6 = bird::wait_route(&lab, "2001:db8:ff::10/128");
     assert!(v6.contains("BGP.next_hop: 2001:db8:0:1::11\n"), "{v6}");
     assert!(v6.contains("BGP.as_path: 4200000000\n"), "{v6}");
 
     speaker.set_routes("rtr", routes().into_iter().skip(1).collect());
-    wait_for(TIMEOUT, POLL, || {
-        match bird_route(&lab, "203.0.113.10/32") {
-            None => Ok(()),
-            Some(r) => Err(r),
-        }
-    })
-    .expect("BIRD withdrew the IPv4 route");
-    assert!(bird_route(&lab, "2001:db8:ff::10/128").is_some());
-}
-
-fn gobgp_path(lab: &Lab, family: &str, prefix: &str) -> Option<Value> {
-    let rib = lab.gobgp_json(&["global", "rib", "-a", family]).ok()?;
-    rib[prefix]
-        .as_array()?
-        .iter()
-        .find(|p| p["best"] == true)
-        .cloned()
-}
-
-fn attr(path: &Value, type_code: u64) -> Option<Value> {
-    path["attrs"]
-        .as_array()?
-        .iter()
-        .find(|a| a["type"] == type_code)
-        .cloned()
+    bird::wait_gone(&lab, "203.0.113.10/32");
+    assert!(bird::route(&lab, "2001:db8:ff::10/128").is_some());
 }
 
 #[test]
@@ -110,52 +79,40 @@ fn gobgp_receives_routes_with_exact_attributes_and_sees_the_withdrawal() {
     .unwrap_or_else(|e| panic!("{e}"));
     let speaker = start_speaker(&lab);
 
-    let v4 = wait_for(TIMEOUT, POLL, || {
-        gobgp_path(&lab, "ipv4", "203.0.113.10/32")
-    })
-    .expect("GoBGP has the IPv4 route");
+    let v4 = gobgp::wait_best_path(&lab, "ipv4", "203.0.113.10/32");
     assert_eq!(
-        attr(&v4, 1),
+        gobgp::attribute(&v4, 1),
         Some(json!({"type": 1, "value": 0})),
         "ORIGIN IGP"
     );
     assert_eq!(
-        attr(&v4, 2),
+        gobgp::attribute(&v4, 2),
         Some(
             json!({"type": 2, "as_paths": [{"segment_type": 2, "num": 1, "asns": [4200000000u64]}]})
         )
     );
     assert_eq!(
-        attr(&v4, 3),
+        gobgp::attribute(&v4, 3),
         Some(json!({"type": 3, "nexthop": "192.0.2.11"}))
     );
-    assert_eq!(attr(&v4, 5), None, "no LOCAL_PREF towards eBGP");
+    assert_eq!(gobgp::attribute(&v4, 5), None, "no LOCAL_PREF towards eBGP");
     assert_eq!(
-        attr(&v4, 8),
+        gobgp::attribute(&v4, 8),
         Some(json!({"type": 8, "communities": [(64512u64 << 16) | 100]}))
     );
     assert_eq!(
-        attr(&v4, 32),
+        gobgp::attribute(&v4, 32),
         Some(
             json!({"type": 32, "value": [{"ASN": 4200000000u64, "LocalData1": 7, "LocalData2": 8}]})
         )
     );
 
-    let v6 = wait_for(TIMEOUT, POLL, || {
-        gobgp_path(&lab, "ipv6", "2001:db8:ff::10/128")
-    })
-    .expect("GoBGP has the IPv6 route");
-    let reach = attr(&v6, 14).expect("MP_REACH");
+    let v6 = gobgp::wait_best_path(&lab, "ipv6", "2001:db8:ff::10/128");
+    let reach = gobgp::attribute(&v6, 14).expect("MP_REACH");
     assert_eq!(reach["nexthop"], "2001:db8:0:1::11");
     assert_eq!(reach["value"], json!([{"prefix": "2001:db8:ff::10/128"}]));
 
     speaker.set_routes("rtr", routes().into_iter().skip(1).collect());
-    wait_for(TIMEOUT, POLL, || {
-        match gobgp_path(&lab, "ipv4", "203.0.113.10/32") {
-            None => Ok(()),
-            Some(p) => Err(p),
-        }
-    })
-    .expect("GoBGP withdrew the IPv4 route");
-    assert!(gobgp_path(&lab, "ipv6", "2001:db8:ff::10/128").is_some());
+    gobgp::wait_gone(&lab, "ipv4", "203.0.113.10/32");
+    assert!(gobgp::best_path(&lab, "ipv6", "2001:db8:ff::10/128").is_some());
 }

@@ -8,10 +8,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
+use ferrolb_bgpd::fsm::State;
+use ferrolb_bgpd::rib_out::RouteAttributes;
 use ferrolb_bgpd::wire::Community;
-use ferrolb_bgpd::{
-    PeerConfig, PeerStatus, RouteAttributes, Speaker, SpeakerConfig, SpeakerError, State,
-};
+use ferrolb_bgpd::{PeerConfig, PeerStatus, Speaker, SpeakerConfig, SpeakerError};
 use ipnet::IpNet;
 
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));

@@ -1,6 +1,6 @@
 //! Golden bytes: what ferrolb puts on the wire, octet for octet, for the messages and attributes
-//! listed in `shared/reference/bgp-codec.md` ("Byte facts") and the RFCs they come from. Each
-//! golden message is also decoded back to the value it was encoded from.
+//! listed in `docs/bgp-wire.md` ("Byte facts") and the RFCs they come from. Each golden message
+//! is also decoded back to the value it was encoded from.
 
 // Helpers outside #[test] functions unwrap too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -104,8 +104,8 @@ fn ipv6_end_of_rib_is_an_update_whose_only_attribute_is_an_empty_mp_unreach() {
 
 #[test]
 fn ipv6_end_of_rib_with_extended_length_attribute_is_recognised() {
-    // bgp-codec.md's form, `90 0f 0003 0002 01` (extended length bit on a 3-octet value), is
-    // what some speakers send; it must decode to the same marker.
+    // `90 0f 0003 0002 01` (extended length bit on a 3-octet value, see docs/bgp-wire.md's
+    // byte facts) is what some speakers send; it must decode to the same marker.
     let bytes = hex(&format!("{MARKER} 001e 02 0000 0007 90 0f 0003 0002 01"));
     let Message::Update(u) = Message::decode(&bytes, &ctx4()).expect("decodes") else {
         panic!("not an UPDATE");

@@ -1,8 +1,8 @@
 //! Regressions: malformed input the decoder must survive with the exact RFC 4271 §6 / RFC 7606
 //! outcome (a NOTIFICATION code/subcode/data, or treat-as-withdraw, or attribute discard), never
-//! a panic, hang or unbounded allocation. The first group is the table of
-//! `shared/reference/bgp-codec.md`, inputs that broke zettabgp; later groups cover each RFC case
-//! and the findings of fuzzing (`fuzz/`).
+//! a panic, hang or unbounded allocation. The first group is the table of inputs that broke
+//! zettabgp (`docs/bgp-wire.md`, "Inputs every decoder of ours must survive"); later groups
+//! cover each RFC case and the findings of fuzzing (`fuzz/`).
 
 // Helpers outside #[test] functions unwrap too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -97,7 +97,7 @@ fn decoded_update_both(bytes: &[u8]) -> Update {
 }
 
 // ---------------------------------------------------------------------------------------------
-// bgp-codec.md: the regression table
+// docs/bgp-wire.md, "Inputs every decoder must survive": the regression table
 
 #[test]
 fn as_path_with_a_dangling_byte_is_treat_as_withdraw() {
@@ -241,7 +241,7 @@ fn nlri_prefix_length_255_resets_with_invalid_network_field() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// bgp-codec.md: header cases (RFC 4271 §6.1)
+// docs/bgp-wire.md: header cases (RFC 4271 §6.1)
 
 #[test]
 fn length_below_19_is_bad_message_length() {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use ferrolb_model::crd::ResourceKind;
-use ferrolb_model::crds::{all_manifests_yaml, manifest_file_name, manifest_yaml};
+use ferrolb_model::manifests::{all_manifests_yaml, manifest_file_name, manifest_yaml};
 
 use crate::Outcome;
 

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use ferrolb_model::source::{SourceError, SourceFile, read_paths};
+use ferrolb_model::files::{SourceError, SourceFile, read_paths};
 
 /// Reads every path; `-` reads standard input once, under the name `<stdin>`.
 pub fn read(paths: &[PathBuf]) -> (Vec<SourceFile>, Vec<SourceError>) {

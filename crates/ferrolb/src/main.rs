@@ -4,6 +4,8 @@
 
 mod check;
 mod crds;
+mod daemon;
+mod http;
 mod inputs;
 mod migrate;
 mod speaker;

@@ -7,18 +7,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use ferrolb_model::duration::parse_duration;
+use ferrolb_model::names::{check_label_key, check_label_value};
+use ferrolb_model::node::Node;
 use ferrolb_speaker::agent::{Agent, AgentOptions};
-use ferrolb_speaker::metrics::{self, Metrics};
-use ferrolb_speaker::planner::Node;
+use ferrolb_speaker::metrics::Metrics;
+use ferrolb_speaker::source::FolderSource;
 use ferrolb_speaker::status_api::AgentStatusSource;
-use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::info;
 
 use crate::Outcome;
+use crate::daemon::{self, Servers};
+use crate::http::Observed;
 
 /// Arguments of `ferrolb speaker`.
 #[derive(Debug, clap::Args)]
@@ -70,20 +71,14 @@ fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
         let (key, value) = pair
             .split_once('=')
             .ok_or_else(|| format!("{pair:?}: expected key=value"))?;
-        if key.is_empty() {
-            return Err(format!("{pair:?}: empty label key"));
-        }
+        check_label_key(key).map_err(|e| format!("{pair:?}: label key: {e}"))?;
+        check_label_value(value).map_err(|e| format!("{pair:?}: label value: {e}"))?;
         labels.insert(key.to_string(), value.to_string());
     }
     Ok(labels)
 }
 
 pub fn run(args: &Args) -> anyhow::Result<Outcome> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     if !args.config_dir.is_dir() {
         bail!(
             "--config-dir {}: not a directory",
@@ -91,7 +86,6 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
         );
     }
     let options = AgentOptions {
-        config_dir: args.config_dir.clone(),
         node: Node {
             name: args.node_name.clone(),
             labels: args.node_labels.clone(),
@@ -101,66 +95,35 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
         listen_port: args.listen_port,
         drain_time: args.drain_time,
         load_balancer_class: args.load_balancer_class.clone(),
-        watch_debounce: args.watch_debounce,
+        allocate: true,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let outcome = runtime.block_on(async {
+    daemon::run(|| async {
         let mut agent = Agent::start(options).await?;
-        let (stop_servers, servers_stop) = watch::channel(false);
-        let stopped = move || {
-            let mut rx = servers_stop.clone();
-            async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            }
-        };
-        let status_listener = TcpListener::bind(args.status_address)
-            .await
-            .with_context(|| format!("--status-address {}", args.status_address))?;
-        let metrics_listener = TcpListener::bind(args.metrics_address)
-            .await
-            .with_context(|| format!("--metrics-address {}", args.metrics_address))?;
-        let source = Arc::new(AgentStatusSource::new(agent.status(), agent.speaker_status()));
-        let metrics = Arc::new(
-            Metrics::new(agent.status(), agent.speaker_status())
-                .context("cannot set up the metrics")?,
-        );
+        let metrics = Metrics::new(agent.status(), agent.bgp_status())
+            .map_err(|e| anyhow::anyhow!("cannot set up the metrics: {e}"))?;
         agent.on_read(metrics.read_observer());
-        info!(status = %args.status_address, metrics = %args.metrics_address, "status API and metrics listening");
-        let status_server = tokio::spawn(ferrolb_api_grpc::serve(
-            status_listener,
-            source,
-            stopped(),
-        ));
-        let metrics_server = tokio::spawn(metrics::serve(metrics_listener, metrics, stopped()));
-        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        };
-        let result = agent.run(shutdown).await;
-        let _ = stop_servers.send(true);
-        // Open `--watch` streams end with the agent's status channels; do not let a stuck
-        // client hold the exit.
-        match tokio::time::timeout(Duration::from_secs(2), status_server).await {
-            Ok(Ok(Err(e))) => error!(error = %e, "status API failed"),
-            Ok(Err(e)) => error!(error = %e, "status API task failed"),
-            Ok(Ok(Ok(()))) => {}
-            Err(_) => info!("status API clients still connected at exit"),
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(2), metrics_server).await;
-        tracing::debug!("status API and metrics stopped");
-        result?;
-        Ok(Outcome::Clean)
-    });
-    // Everything that matters (drain, Cease, unbinding) is done; do not wait for stray
-    // blocking tasks (the folder watcher's reads) to notice the runtime is going.
-    runtime.shutdown_timeout(Duration::from_millis(100));
-    outcome
+        let mut servers = Servers::new();
+        let status = Arc::new(AgentStatusSource::new(agent.status(), agent.bgp_status()));
+        servers.status(args.status_address, status).await?;
+        let metrics = Arc::new(metrics);
+        let ready = metrics.clone();
+        servers
+            .metrics(
+                args.metrics_address,
+                Observed {
+                    registry: metrics.registry(),
+                    ready: Arc::new(move || ready.ready()),
+                },
+            )
+            .await?;
+        let folder = FolderSource::new(&args.config_dir, args.watch_debounce);
+        let (_watch, updates) = folder
+            .updates()
+            .map_err(|e| anyhow::anyhow!("cannot watch {}: {e}", args.config_dir.display()))?;
+        info!(dir = %args.config_dir.display(), node = %args.node_name, "watching configuration");
+        agent.run(updates, daemon::terminated()?).await;
+        servers.stop().await;
+        Ok(())
+    })?;
+    Ok(Outcome::Clean)
 }

@@ -14,10 +14,10 @@ use serde_json::Value;
 
 use crate::config::{Config, Resources};
 use crate::crd::{API_VERSION, ConfigObject, ObjectRef};
+use crate::files::SourceFile;
 use crate::load::{DocumentError, decode_object, is_ferrolb, split_documents, type_meta, typed};
 use crate::metallb::{self, Conversion};
 use crate::service::ServiceView;
-use crate::source::SourceFile;
 
 /// Where a finding points: a file, the 1-based line the document starts at, and the document's
 /// 1-based position in the file.

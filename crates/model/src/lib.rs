@@ -1,10 +1,11 @@
 //! ferrolb's configuration model.
 //!
-//! Owns: the ferrolb.io custom resources (`crd`) and their CRD manifests (`crds`); the typed,
-//! validated `Config` everything else consumes (`config`), with every error carrying the object
-//! and field path; the typed reading of a Kubernetes Service (`service`); reading YAML documents
-//! (`load`, `source`); and the conversion of MetalLB configuration (`metallb`), with the
-//! `check` and `migrate` reports the `ferrolb` binary prints.
+//! Owns: the ferrolb.io custom resources (`crd`) and their CRD manifests (`manifests`); the
+//! typed, validated `Config` everything else consumes (`config`), with every error carrying the
+//! object and field path; the shared vocabulary of the other crates: a Service's typed reading
+//! and identity (`service`), a node (`node`), where a Service's endpoints serve (`endpoints`);
+//! reading YAML documents and files (`load`, `files`); and the conversion of MetalLB
+//! configuration (`metallb`), with the `check` and `migrate` reports the `ferrolb` binary prints.
 //!
 //! Does not own: sockets, Kubernetes API calls, allocation or announcement decisions.
 //!
@@ -16,17 +17,20 @@ pub mod check;
 pub mod community;
 pub mod config;
 pub mod crd;
-pub mod crds;
 pub mod duration;
+pub mod endpoints;
+pub mod files;
 pub mod load;
+pub mod manifests;
 pub mod metallb;
 pub mod migrate;
 pub mod names;
+pub mod node;
 pub mod selector;
 pub mod service;
-pub mod source;
 
 pub use community::{CommunityValue, LargeCommunity};
 pub use config::{Config, Resources, ValidationError};
 pub use crd::{ConfigObject, ObjectRef, ResourceKind};
-pub use service::{ServiceError, ServiceView};
+pub use node::Node;
+pub use service::{ServiceError, ServiceKey, ServiceView};

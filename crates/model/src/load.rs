@@ -14,7 +14,7 @@ use crate::crd::{
     API_VERSION, BFDProfile, BGPAdvertisement, BGPPeer, Community, ConfigObject, IPAddressPool,
     L2Advertisement, ResourceKind,
 };
-use crate::crds::openapi_schema;
+use crate::manifests::openapi_schema;
 
 /// One YAML document of a file, before parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]

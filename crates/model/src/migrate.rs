@@ -13,7 +13,7 @@ use crate::check::{
 };
 use crate::config::{Config, Resources};
 use crate::crd::ConfigObject;
-use crate::source::SourceFile;
+use crate::files::SourceFile;
 
 /// The namespace ferrolb's resources live in unless told otherwise.
 pub const DEFAULT_NAMESPACE: &str = "ferrolb-system";

@@ -83,6 +83,31 @@ pub struct PortKey {
     pub port: u16,
 }
 
+/// A Service's identity: namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+}
+
+impl ServiceKey {
+    /// The key of `namespace/name`.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> ServiceKey {
+        ServiceKey {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
 /// A Service as ferrolb needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceView {
@@ -272,6 +297,11 @@ impl ServiceView {
             ingress_ips,
             deprecated_annotations: reader.deprecated,
         })
+    }
+
+    /// The Service's identity.
+    pub fn key(&self) -> ServiceKey {
+        ServiceKey::new(self.namespace.clone(), self.name.clone())
     }
 
     /// Whether the Service is of type LoadBalancer.

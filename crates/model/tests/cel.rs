@@ -11,8 +11,8 @@
 
 use ferrolb_model::config::Config;
 use ferrolb_model::crd::ResourceKind;
-use ferrolb_model::crds::openapi_schema;
 use ferrolb_model::load::decode_object;
+use ferrolb_model::manifests::openapi_schema;
 use kube::core::cel::{ScopeContext, Validator, WarningKind, analyze_rule, compile_schema};
 use serde_json::Value;
 

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use ferrolb_model::crd::ResourceKind;
-use ferrolb_model::crds::openapi_schema;
+use ferrolb_model::manifests::openapi_schema;
 use serde_json::Value;
 
 /// Field paths below `value`'s properties, not descending into Kubernetes' own types (label

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use ferrolb_model::crd::ResourceKind;
-use ferrolb_model::crds::{manifest_file_name, manifest_yaml};
+use ferrolb_model::manifests::{manifest_file_name, manifest_yaml};
 
 const REGENERATE: &str = "regenerate with `cargo run -p ferrolb -- crds --out manifests/crds`";
 

@@ -1,32 +1,38 @@
-//! The node agent: configuration folder in, announcements out.
+//! The node agent's shell: snapshots in, announcements out.
 //!
-//! Each good snapshot of the folder goes through the allocator (addresses), the planner (what
-//! this node announces where), and then to the BGP speaker (peers and per-peer routes) and,
-//! with `--bind-vips`, to the host's interface. A bad snapshot changes nothing: the last good
-//! one stays applied and the problems are logged and kept in [`AgentStatus`]. Stopping drains
-//! first (RFC 8326 graceful shutdown, then withdraw, then Cease).
+//! The agent takes a stream of [`SourceUpdate`]s from a source (a folder, a cluster), runs the
+//! pure step [`desired`] on each good snapshot, and applies the result: routes and peers to the
+//! BGP speaker and, with `--bind-vips`, addresses to the host's interface. A refused update
+//! changes nothing: the last good snapshot stays applied and the problems are logged and kept
+//! in [`AgentStatus`]. Stopping drains first (RFC 8326 graceful shutdown, then withdraw, then
+//! Cease).
+//!
+//! It owns the I/O of applying and the one fact it must look up itself, the router id. It does
+//! not decide anything a snapshot does not say.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ferrolb_allocator::PoolStats;
-use ferrolb_bgpd::{PeerConfig, Speaker, SpeakerConfig, SpeakerError, SpeakerStatus};
+use ferrolb_bgpd::{Speaker, SpeakerConfig, SpeakerError, SpeakerStatus};
 use ferrolb_model::config::{Config, PeerEndpoint};
+use ferrolb_model::node::Node;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-use crate::allocation::Allocations;
-use crate::peers::session_setup;
-use crate::planner::{Node, Plan, plan_announcements};
-use crate::source::{Snapshot, read_config_dir, watch as watch_folder};
+use crate::addressing::{Addressing, Allocations};
+use crate::desired::{Desired, desired};
+use crate::peers::{PeerProblem, PeerWarning};
+use crate::plan::Plan;
+use crate::source::{Snapshot, SourceProblem, SourceUpdate};
 use crate::vip_binding::{VipBindError, VipBinder};
 
 /// How the agent runs.
 #[derive(Clone, Debug)]
 pub struct AgentOptions {
-    pub config_dir: PathBuf,
+    /// This node (its labels are overridden by the source's Node object when it has one).
     pub node: Node,
     /// The node's BGP router id; by default the local IPv4 address towards the first IPv4
     /// peer, chosen once at the first good snapshot.
@@ -39,8 +45,8 @@ pub struct AgentOptions {
     pub drain_time: Duration,
     /// Handle only Services of this `loadBalancerClass` (None: Services without a class).
     pub load_balancer_class: Option<String>,
-    /// Quiet time after a change in the folder before it is read.
-    pub watch_debounce: Duration,
+    /// Allocate addresses on this node (a folder), or read them from the Services' status.
+    pub allocate: bool,
 }
 
 /// What the agent is doing, for logs, status APIs and tests.
@@ -48,13 +54,17 @@ pub struct AgentOptions {
 pub struct AgentStatus {
     /// Good snapshots applied so far.
     pub generation: u64,
-    /// Problems of the latest read, if it was refused (the previous snapshot stays applied).
+    /// Problems of the latest update, if it was refused (the previous snapshot stays applied).
     pub rejected: Vec<String>,
+    /// The node's BGP router id.
     pub router_id: Option<Ipv4Addr>,
+    /// The plan applied.
     pub plan: Plan,
     /// BGPPeers selected for this node that have no session, and why.
-    pub peer_errors: BTreeMap<String, String>,
-    pub peer_warnings: BTreeMap<String, Vec<String>>,
+    pub peer_errors: BTreeMap<String, PeerProblem>,
+    /// What the user should know about sessions that run.
+    pub peer_warnings: BTreeMap<String, Vec<PeerWarning>>,
+    /// Per-pool use (when this node allocates).
     pub pools: Vec<PoolStats>,
     /// Addresses on the `--bind-vips` interface.
     pub bound: BTreeSet<IpAddr>,
@@ -62,34 +72,42 @@ pub struct AgentStatus {
     pub last_apply: Option<Duration>,
 }
 
-/// The outcome of one read of the configuration folder, for [`Agent::on_read`] observers
-/// (metrics: event-to-UPDATE latency and read counts, lossless unlike the status channel).
+/// The outcome of one update, for [`Agent::on_read`] observers (metrics: event-to-UPDATE
+/// latency and read counts, lossless unlike the status channel).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadOutcome {
-    /// Applied: `took` from reading the folder to the speaker having the new routes.
-    Applied { took: Duration },
+    /// Applied: `took` from reading the source to the speaker having the new routes.
+    Applied {
+        /// Read to routes at the speaker.
+        took: Duration,
+    },
     /// Refused with this many problems; the previous snapshot stays applied.
-    Refused { problems: usize },
+    Refused {
+        /// How many problems.
+        problems: usize,
+    },
 }
 
-/// Called after every read of the configuration folder.
+/// Called after every update.
 pub type ReadObserver = Box<dyn Fn(ReadOutcome) + Send + Sync>;
 
+/// What can stop the agent.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    /// The BGP speaker could not start.
     #[error(transparent)]
     Speaker(#[from] SpeakerError),
+    /// The `--bind-vips` interface is unusable.
     #[error("--bind-vips: {0}")]
     Bind(#[from] VipBindError),
-    #[error("cannot watch {dir}: {source}")]
-    Watch { dir: PathBuf, source: notify::Error },
 }
 
+/// The node agent.
 pub struct Agent {
     options: AgentOptions,
-    speaker: Speaker,
+    bgp: Speaker,
     binder: Option<VipBinder>,
-    allocations: Allocations,
+    addressing: Addressing,
     status: watch::Sender<AgentStatus>,
     router_id: Option<Ipv4Addr>,
     on_read: Option<ReadObserver>,
@@ -109,169 +127,110 @@ impl Agent {
                 ),
             ]
         };
-        let speaker = Speaker::start(SpeakerConfig { listen }).await?;
+        let bgp = Speaker::start(SpeakerConfig { listen }).await?;
         let binder = match &options.bind_vips {
             Some(interface) => Some(VipBinder::new(interface).await?),
             None => None,
         };
         let (status, _) = watch::channel(AgentStatus::default());
+        let addressing = if options.allocate {
+            Addressing::Folder(Allocations::new())
+        } else {
+            Addressing::FromServiceStatus
+        };
         Ok(Agent {
             router_id: options.router_id,
             options,
-            speaker,
+            bgp,
             binder,
-            allocations: Allocations::new(),
+            addressing,
             status,
             on_read: None,
         })
     }
 
+    /// The agent's status.
     pub fn status(&self) -> watch::Receiver<AgentStatus> {
         self.status.subscribe()
     }
 
-    pub fn speaker_status(&self) -> watch::Receiver<SpeakerStatus> {
-        self.speaker.status()
+    /// The BGP speaker's status.
+    pub fn bgp_status(&self) -> watch::Receiver<SpeakerStatus> {
+        self.bgp.status()
     }
 
-    /// Calls `observer` after every read of the folder (one observer; a new one replaces it).
+    /// Calls `observer` after every update (one observer; a new one replaces it).
     pub fn on_read(&mut self, observer: ReadObserver) {
         self.on_read = Some(observer);
     }
 
-    /// Reads the folder and applies it if it is good.
-    pub async fn reload(&mut self) {
-        let started = Instant::now();
-        match read_config_dir(&self.options.config_dir) {
+    /// Applies one update from a source: a good snapshot is applied, a refused one is reported.
+    pub async fn apply(&mut self, update: SourceUpdate) {
+        match update.result {
             Ok(snapshot) => {
-                let took = self.apply_since(&snapshot, started).await;
-                if let Some(observe) = &self.on_read {
-                    observe(ReadOutcome::Applied { took });
-                }
+                let took = self.apply_snapshot(&snapshot, update.started).await;
+                self.observe(ReadOutcome::Applied { took });
                 debug!(took = ?took, "configuration applied");
             }
             Err(problems) => {
-                for p in &problems {
-                    error!(dir = %self.options.config_dir.display(), "{p}");
-                }
-                warn!(
-                    problems = problems.len(),
-                    "configuration refused: the last good configuration stays applied"
-                );
-                self.status.send_modify(|s| {
-                    s.rejected = problems.iter().map(ToString::to_string).collect();
+                self.refuse(&problems);
+                self.observe(ReadOutcome::Refused {
+                    problems: problems.len(),
                 });
-                if let Some(observe) = &self.on_read {
-                    observe(ReadOutcome::Refused {
-                        problems: problems.len(),
-                    });
-                }
             }
         }
     }
 
-    /// Applies one good snapshot.
-    pub async fn apply(&mut self, snapshot: &Snapshot) {
-        self.apply_since(snapshot, Instant::now()).await;
+    fn observe(&self, outcome: ReadOutcome) {
+        if let Some(observe) = &self.on_read {
+            observe(outcome);
+        }
+    }
+
+    fn refuse(&self, problems: &[SourceProblem]) {
+        for p in problems {
+            error!("{p}");
+        }
+        warn!(
+            problems = problems.len(),
+            "configuration refused: the last good configuration stays applied"
+        );
+        self.status.send_modify(|s| {
+            s.rejected = problems.iter().map(ToString::to_string).collect();
+        });
     }
 
     /// Applies one good snapshot read at `started`; returns how long it took from then until
     /// the speaker had the new routes (published with the new generation, in one update).
-    async fn apply_since(&mut self, snapshot: &Snapshot, started: Instant) -> Duration {
+    async fn apply_snapshot(&mut self, snapshot: &Snapshot, started: Instant) -> Duration {
         for ignored in &snapshot.ignored {
             debug!("ignored {ignored}");
         }
-        let (services, moves) = self.allocations.update(
-            &snapshot.config,
-            &snapshot.services,
-            &snapshot.endpoints,
-            self.options.load_balancer_class.as_deref(),
-        );
-        for m in &moves {
-            // Every node computes the same move from the same folder, so they stay consistent;
-            // but clients of the Service see a new address. Say how to avoid it.
-            warn!(
-                service = %m.service, before = ?m.before, after = ?m.after,
-                "address changed (a Service inserted before it in the folder, or a pool \
-                 edited); every node moves it alike. Pin addresses with spec.loadBalancerIP, \
-                 ferrolb.io/loadBalancerIPs or status.loadBalancer.ingress, and add new \
-                 Services after the existing ones"
-            );
-        }
-        let plan = plan_announcements(&snapshot.config, &self.options.node, &services);
         let router_id = self.router_id(&snapshot.config);
-
-        let mut peers: Vec<PeerConfig> = Vec::new();
-        let mut peer_errors = BTreeMap::new();
-        let mut peer_warnings = BTreeMap::new();
-        for (name, session) in &plan.sessions {
-            let Some(router_id) = router_id else {
-                peer_errors.insert(
-                    name.clone(),
-                    "no router id: the node has no IPv4 address; set spec.routerID or --router-id"
-                        .to_string(),
-                );
-                continue;
-            };
-            match session_setup(&session.peer, router_id) {
-                Ok(setup) => {
-                    for w in &setup.warnings {
-                        warn!(peer = %name, "{w}");
-                    }
-                    if !setup.warnings.is_empty() {
-                        peer_warnings.insert(name.clone(), setup.warnings);
-                    }
-                    peers.push(setup.config);
-                }
-                Err(why) => {
-                    error!(peer = %name, "no session: {why}");
-                    peer_errors.insert(name.clone(), why);
-                }
-            }
-        }
-        // Routes first, so a new peer starts with its table instead of an empty one.
-        for peer in &peers {
-            let routes = plan
-                .sessions
-                .get(&peer.name)
-                .map(|s| s.routes.clone())
-                .unwrap_or_default();
-            if let Err(e) = self
-                .speaker
-                .set_routes(&peer.name, routes.into_iter().collect())
-                .await
-            {
-                error!(peer = %peer.name, error = %e, "cannot set routes");
-            }
-        }
-        if let Err(e) = self.speaker.set_peers(peers).await {
-            error!(error = %e, "peers refused by the speaker: keeping the previous sessions");
-        }
-
-        let mut bound = BTreeSet::new();
-        if let Some(binder) = &mut self.binder {
-            if let Err(e) = binder.sync(&plan.announced_addresses()).await {
-                error!(error = %e, "cannot bind service addresses");
-            }
-            bound = binder.bound().clone();
-        }
-        for (key, service) in &plan.services {
-            if service.is_announced() {
-                debug!(service = %key, addresses = ?service.addresses, "announced");
-            } else {
-                let why: Vec<String> = service.reasons.iter().map(ToString::to_string).collect();
-                info!(service = %key, addresses = ?service.addresses, reasons = ?why, "not announced");
-            }
-        }
-        let pools = self.allocations.stats();
+        let desired = desired(
+            snapshot,
+            &self.options.node,
+            router_id,
+            self.options.load_balancer_class.as_deref(),
+            &mut self.addressing,
+        );
+        log_decisions(&desired);
+        let bound = self.apply_desired(&desired).await;
         let took = started.elapsed();
+        let Desired {
+            plan,
+            peer_problems,
+            peer_warnings,
+            pools,
+            ..
+        } = desired;
         self.status.send_modify(|s| {
             s.generation += 1;
             s.last_apply = Some(took);
             s.rejected.clear();
             s.router_id = router_id;
             s.plan = plan;
-            s.peer_errors = peer_errors;
+            s.peer_errors = peer_problems;
             s.peer_warnings = peer_warnings;
             s.pools = pools;
             s.bound = bound;
@@ -279,43 +238,67 @@ impl Agent {
         took
     }
 
-    /// Watches the folder and applies each change until `shutdown` completes, then drains.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
-        let dir = self.options.config_dir.clone();
-        let (_watch, mut changes) =
-            watch_folder(&dir, self.options.watch_debounce).map_err(|source| {
-                AgentError::Watch {
-                    dir: dir.clone(),
-                    source,
-                }
-            })?;
-        info!(dir = %dir.display(), node = %self.options.node.name, "watching configuration");
-        self.reload().await;
+    /// Pushes the desired state to the BGP speaker and the host; returns the bound addresses.
+    async fn apply_desired(&mut self, desired: &Desired) -> BTreeSet<IpAddr> {
+        // Routes first, so a new peer starts with its table instead of an empty one.
+        for peer in &desired.peers {
+            let routes = desired.routes(&peer.name);
+            if let Err(e) = self
+                .bgp
+                .set_routes(&peer.name, routes.into_iter().collect())
+                .await
+            {
+                error!(peer = %peer.name, error = %e, "cannot set routes");
+            }
+        }
+        if let Err(e) = self.bgp.set_peers(desired.peers.clone()).await {
+            error!(error = %e, "peers refused by the speaker: keeping the previous sessions");
+        }
+        let Some(binder) = &mut self.binder else {
+            return BTreeSet::new();
+        };
+        if let Err(e) = binder.sync(&desired.bound_addresses()).await {
+            error!(error = %e, "cannot bind service addresses");
+        }
+        binder.bound().clone()
+    }
+
+    /// Applies each update of `source` until `shutdown` completes or the source ends, then
+    /// drains.
+    pub async fn run(
+        mut self,
+        source: impl Stream<Item = SourceUpdate>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        info!(node = %self.options.node.name, "agent running");
         tokio::pin!(shutdown);
+        tokio::pin!(source);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                change = changes.recv() => match change {
-                    Some(()) => self.reload().await,
-                    None => break,
+                update = source.next() => match update {
+                    Some(update) => self.apply(update).await,
+                    None => {
+                        warn!("the configuration source ended");
+                        break;
+                    }
                 },
             }
         }
         self.stop().await;
-        Ok(())
     }
 
     /// Drains and stops: GRACEFUL_SHUTDOWN for `drain_time`, withdraw, Cease, unbind.
     pub async fn stop(self) {
         let Agent {
             options,
-            speaker,
+            bgp,
             mut binder,
             ..
         } = self;
         info!(drain_time = ?options.drain_time, "draining");
         let text = format!("ferrolb speaker on {} stopping", options.node.name);
-        speaker.drain(options.drain_time, Some(text)).await;
+        bgp.drain(options.drain_time, Some(text)).await;
         if let Some(binder) = &mut binder
             && let Err(e) = binder.clear().await
         {
@@ -332,6 +315,37 @@ impl Agent {
             }
         }
         self.router_id
+    }
+}
+
+/// Logs what the pure step decided that a user should hear about.
+fn log_decisions(desired: &Desired) {
+    for m in &desired.moves {
+        // Every node computes the same move from the same folder, so they stay consistent;
+        // but clients of the Service see a new address. Say how to avoid it.
+        warn!(
+            service = %m.service, before = ?m.before, after = ?m.after,
+            "address changed (a Service inserted before it in the folder, or a pool \
+             edited); every node moves it alike. Pin addresses with spec.loadBalancerIP, \
+             ferrolb.io/loadBalancerIPs or status.loadBalancer.ingress, and add new \
+             Services after the existing ones"
+        );
+    }
+    for (peer, warnings) in &desired.peer_warnings {
+        for w in warnings {
+            warn!(peer = %peer, "{w}");
+        }
+    }
+    for (peer, problem) in &desired.peer_problems {
+        error!(peer = %peer, "no session: {problem}");
+    }
+    for (key, service) in &desired.plan.services {
+        if service.is_announced() {
+            debug!(service = %key, addresses = ?service.addresses, "announced");
+        } else {
+            let why: Vec<String> = service.reasons.iter().map(ToString::to_string).collect();
+            info!(service = %key, addresses = ?service.addresses, reasons = ?why, "not announced");
+        }
     }
 }
 

@@ -1,33 +1,29 @@
-//! Prometheus metrics of the node agent and its HTTP endpoint (`/metrics`, `/healthz`,
-//! `/readyz`). Session, pool, Service and config gauges and counters are computed at scrape
+//! Prometheus metrics of the node agent (the `ferrolb` binary serves them over HTTP with
+//! `/healthz` and `/readyz`). Session, pool, Service and config gauges and counters are computed at scrape
 //! time from the agent's and the speaker's status channels, so they can never disagree with
 //! the gRPC status API; the event-to-UPDATE latency histogram and the read counters are fed
 //! losslessly by [`Metrics::read_observer`]. Every metric is listed in docs/observability.md,
 //! and `tests/metrics_docs.rs` fails if the two drift apart.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ferrolb_bgpd::{SpeakerStatus, State};
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::{Method, Request, Response, StatusCode};
+use ferrolb_bgpd::SpeakerStatus;
+use ferrolb_bgpd::fsm::State;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
-use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::debug;
 
 use crate::agent::{AgentStatus, ReadObserver, ReadOutcome};
 
+/// The metrics could not be registered.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
+    /// Refused by the registry (a duplicate or malformed metric: a bug).
     #[error("metrics registry: {0}")]
     Prometheus(#[from] prometheus::Error),
 }
@@ -317,6 +313,7 @@ impl StatusCollector {
         }
         for peer in agent
             .plan
+            .bgp
             .skipped_peers
             .keys()
             .chain(agent.peer_errors.keys())
@@ -453,80 +450,17 @@ impl Metrics {
         String::from_utf8_lossy(&buf).into_owned()
     }
 
-    /// Ready once a good configuration has been applied.
-    pub fn ready(&self) -> bool {
-        self.agent.borrow().generation > 0
+    /// The registry, for the HTTP endpoint.
+    pub fn registry(&self) -> Registry {
+        self.registry.clone()
     }
-}
 
-fn respond(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let text = |status: StatusCode, content_type: &str, body: String| {
-        let mut r = Response::new(Full::new(Bytes::from(body)));
-        *r.status_mut() = status;
-        if let Ok(v) = content_type.parse() {
-            r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    /// Ready once a good configuration has been applied; otherwise why not.
+    pub fn ready(&self) -> Result<(), String> {
+        if self.agent.borrow().generation > 0 {
+            Ok(())
+        } else {
+            Err("no configuration applied yet".into())
         }
-        r
-    };
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "GET only\n".into(),
-        );
-    }
-    match req.uri().path() {
-        "/metrics" => text(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(),
-        ),
-        "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
-        "/readyz" if metrics.ready() => text(StatusCode::OK, "text/plain", "ready\n".into()),
-        "/readyz" => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "no configuration applied yet\n".into(),
-        ),
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "try /metrics, /healthz or /readyz\n".into(),
-        ),
-    }
-}
-
-/// Serves `/metrics`, `/healthz` and `/readyz` over HTTP/1 on `listener` until `shutdown`.
-pub async fn serve(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = ()>,
-) {
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    debug!(error = %e, "metrics: accept failed");
-                    continue;
-                }
-            },
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let response = respond(&metrics, &req);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await
-            {
-                debug!(error = %e, "metrics: connection failed");
-            }
-        });
     }
 }

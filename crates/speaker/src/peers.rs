@@ -3,10 +3,12 @@
 //! Fields ferrolb's speaker cannot honour yet are refused here with the field and the reason,
 //! so the peer's status says why it has no session instead of the field being ignored.
 
+use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use ferrolb_bgpd::{Backoff, GracefulRestartConfig, PeerConfig};
+use ferrolb_bgpd::PeerConfig;
+use ferrolb_bgpd::fsm::{Backoff, GracefulRestartConfig};
 use ferrolb_model::config::{Peer, PeerEndpoint, PeerPassword, RemoteAsn};
 
 /// Restart time offered with `enableGracefulRestart` (FRR's and MetalLB's default).
@@ -15,54 +17,131 @@ pub const GRACEFUL_RESTART_TIME: u16 = 120;
 /// A session configuration, and the things about it the user should know.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionSetup {
+    /// What the BGP speaker runs.
     pub config: PeerConfig,
-    pub warnings: Vec<String>,
+    /// What the user should know about it.
+    pub warnings: Vec<PeerWarning>,
+}
+
+/// Why a BGPPeer selected for this node has no session.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PeerProblem {
+    /// No router id: none configured and the node has no IPv4 address to derive one from.
+    NoRouterId,
+    /// `spec.interface`: BGP unnumbered.
+    Unnumbered {
+        /// The interface.
+        interface: String,
+    },
+    /// `spec.vrf`.
+    Vrf {
+        /// The VRF.
+        vrf: String,
+    },
+    /// `spec.dynamicASN: external`.
+    DynamicExternalAsn,
+    /// `spec.passwordSecret` where no Secrets can be read (a configuration folder).
+    PasswordSecretOutsideCluster {
+        /// The Secret's name.
+        secret: String,
+    },
+}
+
+impl PeerProblem {
+    /// The field of the BGPPeer the problem is about, if it is one field.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            PeerProblem::NoRouterId => None,
+            PeerProblem::Unnumbered { .. } => Some("spec.interface"),
+            PeerProblem::Vrf { .. } => Some("spec.vrf"),
+            PeerProblem::DynamicExternalAsn => Some("spec.dynamicASN"),
+            PeerProblem::PasswordSecretOutsideCluster { .. } => Some("spec.passwordSecret"),
+        }
+    }
+}
+
+impl fmt::Display for PeerProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerProblem::NoRouterId => f.write_str(
+                "no router id: the node has no IPv4 address; set spec.routerID or --router-id",
+            ),
+            PeerProblem::Unnumbered { interface } => write!(
+                f,
+                "spec.interface ({interface}): BGP unnumbered is not supported by ferrolb's \
+                 speaker yet; use peerAddress"
+            ),
+            PeerProblem::Vrf { vrf } => write!(
+                f,
+                "spec.vrf ({vrf}): VRFs are not supported by ferrolb's speaker yet"
+            ),
+            PeerProblem::DynamicExternalAsn => f.write_str(
+                "spec.dynamicASN: external is not supported by ferrolb's speaker yet; set peerASN",
+            ),
+            PeerProblem::PasswordSecretOutsideCluster { secret } => write!(
+                f,
+                "spec.passwordSecret ({secret}): Secrets are read from the Kubernetes API; in a \
+                 configuration folder write the password in spec.password"
+            ),
+        }
+    }
+}
+
+/// Something about a session the user should know, that does not stop it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PeerWarning {
+    /// `spec.bfdProfile` is set but BFD does not run.
+    BfdNotImplemented {
+        /// The BFDProfile.
+        profile: String,
+    },
+}
+
+impl fmt::Display for PeerWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerWarning::BfdNotImplemented { profile } => write!(
+                f,
+                "spec.bfdProfile ({profile}): BFD is not implemented yet; the session relies on \
+                 the BGP hold timer"
+            ),
+        }
+    }
 }
 
 /// Builds the session for `peer`; `router_id` is the node's, used unless the peer sets one.
-pub fn session_setup(peer: &Peer, router_id: Ipv4Addr) -> Result<SessionSetup, String> {
+pub fn session_setup(peer: &Peer, router_id: Ipv4Addr) -> Result<SessionSetup, PeerProblem> {
     let address = match &peer.endpoint {
         PeerEndpoint::Address(a) => *a,
         PeerEndpoint::Interface(i) => {
-            return Err(format!(
-                "spec.interface ({i}): BGP unnumbered is not supported by ferrolb's speaker yet; \
-                 use peerAddress"
-            ));
+            return Err(PeerProblem::Unnumbered {
+                interface: i.clone(),
+            });
         }
     };
     if let Some(vrf) = &peer.vrf {
-        return Err(format!(
-            "spec.vrf ({vrf}): VRFs are not supported by ferrolb's speaker yet"
-        ));
+        return Err(PeerProblem::Vrf { vrf: vrf.clone() });
     }
     let local_as = peer.session_asn();
     let peer_as = match peer.remote_asn {
         RemoteAsn::Fixed(asn) => asn,
         RemoteAsn::Internal => local_as,
-        RemoteAsn::External => {
-            return Err(
-                "spec.dynamicASN: external is not supported by ferrolb's speaker yet; \
-                        set peerASN"
-                    .into(),
-            );
-        }
+        RemoteAsn::External => return Err(PeerProblem::DynamicExternalAsn),
     };
     let password = match &peer.password {
         None => None,
         Some(PeerPassword::Inline(p)) => Some(p.clone()),
         Some(PeerPassword::Secret { name, .. }) => {
-            return Err(format!(
-                "spec.passwordSecret ({name}): Secrets are read from the Kubernetes API; \
-                 in a configuration folder write the password in spec.password"
-            ));
+            return Err(PeerProblem::PasswordSecretOutsideCluster {
+                secret: name.clone(),
+            });
         }
     };
     let mut warnings = Vec::new();
     if let Some(profile) = &peer.bfd_profile {
-        warnings.push(format!(
-            "spec.bfdProfile ({profile}): BFD is not implemented yet; the session relies on the \
-             BGP hold timer"
-        ));
+        warnings.push(PeerWarning::BfdNotImplemented {
+            profile: profile.clone(),
+        });
     }
 
     let mut config = PeerConfig::new(
@@ -182,7 +261,7 @@ mod tests {
             ),
         ];
         for (spec, start) in cases {
-            let err = session_setup(&peer(spec), ID).unwrap_err();
+            let err = session_setup(&peer(spec), ID).unwrap_err().to_string();
             assert!(err.starts_with(start), "{spec}: {err}");
         }
     }
@@ -193,7 +272,9 @@ mod tests {
         let setup = session_setup(&p, ID).unwrap();
         assert_eq!(setup.warnings.len(), 1);
         assert!(
-            setup.warnings[0].starts_with("spec.bfdProfile (fast): BFD is not implemented yet")
+            setup.warnings[0]
+                .to_string()
+                .starts_with("spec.bfdProfile (fast): BFD is not implemented yet")
         );
     }
 }

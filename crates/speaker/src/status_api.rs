@@ -10,9 +10,11 @@ use ferrolb_allocator::{FamilyStats, PoolStats};
 use ferrolb_api_grpc::StatusSource;
 use ferrolb_api_grpc::pb;
 use ferrolb_bgpd::fsm::SessionError;
-use ferrolb_bgpd::peer::{LastError, MessageCounters};
+use ferrolb_bgpd::fsm::State;
+use ferrolb_bgpd::rib_out::RouteAttributes;
 use ferrolb_bgpd::wire::Capability;
-use ferrolb_bgpd::{PeerStatus, RouteAttributes, SpeakerStatus, State};
+use ferrolb_bgpd::{LastError, MessageCounters};
+use ferrolb_bgpd::{PeerStatus, SpeakerStatus};
 use tokio::sync::watch;
 
 use crate::agent::AgentStatus;
@@ -211,15 +213,26 @@ pub fn sessions(
     speaker: &SpeakerStatus,
     now: SystemTime,
 ) -> pb::ListSessionsResponse {
-    let mut without: BTreeMap<&String, &String> = agent.plan.skipped_peers.iter().collect();
-    without.extend(agent.peer_errors.iter());
+    let mut without: BTreeMap<&String, String> = agent
+        .plan
+        .bgp
+        .skipped_peers
+        .iter()
+        .map(|(peer, skip)| (peer, skip.to_string()))
+        .collect();
+    without.extend(
+        agent
+            .peer_errors
+            .iter()
+            .map(|(peer, p)| (peer, p.to_string())),
+    );
     pb::ListSessionsResponse {
         sessions: speaker.peers.values().map(|p| session(p, now)).collect(),
         peers_without_session: without
             .into_iter()
             .map(|(peer, reason)| pb::PeerProblem {
                 peer: peer.clone(),
-                reason: reason.clone(),
+                reason,
             })
             .collect(),
     }
@@ -260,12 +273,12 @@ pub fn routes(agent: &AgentStatus, speaker: &SpeakerStatus) -> pb::ListRoutesRes
             }
         }
     }
-    let mut names: Vec<&String> = agent.plan.sessions.keys().collect();
+    let mut names: Vec<&String> = agent.plan.bgp.sessions.keys().collect();
     names.extend(
         speaker
             .peers
             .keys()
-            .filter(|n| !agent.plan.sessions.contains_key(*n)),
+            .filter(|n| !agent.plan.bgp.sessions.contains_key(*n)),
     );
     names.sort();
     let peers = names
@@ -274,6 +287,7 @@ pub fn routes(agent: &AgentStatus, speaker: &SpeakerStatus) -> pb::ListRoutesRes
             let status = speaker.peers.get(name);
             let routes = agent
                 .plan
+                .bgp
                 .sessions
                 .get(name)
                 .map(|s| {
@@ -355,14 +369,6 @@ pub fn pool(p: &PoolStats) -> pb::Pool {
 
 /// The configuration folder's state.
 pub fn config(agent: &AgentStatus) -> pb::ConfigState {
-    let problems = |m: &BTreeMap<String, String>| {
-        m.iter()
-            .map(|(peer, reason)| pb::PeerProblem {
-                peer: peer.clone(),
-                reason: reason.clone(),
-            })
-            .collect()
-    };
     pb::ConfigState {
         generation: agent.generation,
         stale: !agent.rejected.is_empty(),
@@ -372,14 +378,21 @@ pub fn config(agent: &AgentStatus) -> pb::ConfigState {
             .last_apply
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
             .unwrap_or(0),
-        peer_errors: problems(&agent.peer_errors),
+        peer_errors: agent
+            .peer_errors
+            .iter()
+            .map(|(peer, problem)| pb::PeerProblem {
+                peer: peer.clone(),
+                reason: problem.to_string(),
+            })
+            .collect(),
         peer_warnings: agent
             .peer_warnings
             .iter()
             .flat_map(|(peer, ws)| {
                 ws.iter().map(|w| pb::PeerProblem {
                     peer: peer.clone(),
-                    reason: w.clone(),
+                    reason: w.to_string(),
                 })
             })
             .collect(),

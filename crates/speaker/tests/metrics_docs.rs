@@ -1,25 +1,24 @@
-//! The metrics endpoint against docs/observability.md: a running endpoint, fed real agent and
-//! speaker status structures that exercise every metric, is scraped over HTTP; every documented
-//! metric must be emitted with its documented type, and nothing undocumented may be emitted.
-//! Also: `/healthz` and `/readyz`.
+//! The agent's metrics against docs/observability.md: a registry fed real agent and speaker
+//! status structures that exercise every metric is scraped (rendered in the text format the
+//! HTTP endpoint serves); every documented metric must be emitted with its documented type, and
+//! nothing undocumented may be emitted. Also: readiness.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ferrolb_allocator::{FamilyStats, PoolStats};
+use ferrolb_bgpd::fsm::State;
 use ferrolb_bgpd::fsm::{Negotiated, SessionError};
-use ferrolb_bgpd::peer::{LastError, LastNotification, MessageCounters};
 use ferrolb_bgpd::wire::{Family, Notification};
-use ferrolb_bgpd::{PeerStatus, SpeakerStatus, State};
+use ferrolb_bgpd::{LastError, LastNotification, MessageCounters};
+use ferrolb_bgpd::{PeerStatus, SpeakerStatus};
+use ferrolb_model::service::ServiceKey;
 use ferrolb_speaker::agent::{AgentStatus, ReadOutcome};
-use ferrolb_speaker::metrics::{self, Metrics};
-use ferrolb_speaker::planner::{ServiceKey, ServicePlan};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use ferrolb_speaker::metrics::Metrics;
+use ferrolb_speaker::plan::{PeerSkip, ServicePlan};
 use tokio::sync::watch;
 
 fn peer(name: &str, state: State, error: Option<SessionError>) -> PeerStatus {
@@ -117,8 +116,9 @@ fn rich_status() -> (AgentStatus, SpeakerStatus) {
     };
     agent
         .plan
+        .bgp
         .skipped_peers
-        .insert("far".into(), "nodeSelectors do not select this node".into());
+        .insert("far".into(), PeerSkip::NodeNotSelected);
     agent.plan.services.insert(
         ServiceKey::new("demo", "web"),
         ServicePlan {
@@ -143,48 +143,18 @@ fn rich_status() -> (AgentStatus, SpeakerStatus) {
     (agent, speaker)
 }
 
-async fn get(address: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).await.unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-async fn start(
+fn start(
     agent: AgentStatus,
     speaker: SpeakerStatus,
 ) -> (
-    SocketAddr,
-    Arc<Metrics>,
+    Metrics,
     watch::Sender<AgentStatus>,
     watch::Sender<SpeakerStatus>,
 ) {
     let (agent_tx, agent_rx) = watch::channel(agent);
     let (speaker_tx, speaker_rx) = watch::channel(speaker);
-    let metrics = Arc::new(Metrics::new(agent_rx, speaker_rx).unwrap());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(metrics::serve(
-        listener,
-        metrics.clone(),
-        std::future::pending(),
-    ));
-    (address, metrics, agent_tx, speaker_tx)
+    let metrics = Metrics::new(agent_rx, speaker_rx).unwrap();
+    (metrics, agent_tx, speaker_tx)
 }
 
 /// `name -> type` from the metrics table of docs/observability.md.
@@ -220,15 +190,14 @@ fn emitted(body: &str) -> BTreeMap<String, String> {
 #[tokio::test]
 async fn every_documented_metric_is_emitted_and_every_emitted_metric_is_documented() {
     let (agent, speaker) = rich_status();
-    let (address, metrics, _a, _s) = start(agent, speaker).await;
+    let (metrics, _a, _s) = start(agent, speaker);
     let observe = metrics.read_observer();
     observe(ReadOutcome::Applied {
         took: Duration::from_millis(12),
     });
     observe(ReadOutcome::Refused { problems: 1 });
 
-    let (status, body) = get(address, "/metrics").await;
-    assert_eq!(status, 200);
+    let body = metrics.render();
     let emitted = emitted(&body);
     let documented = documented();
     assert!(
@@ -259,8 +228,8 @@ async fn every_documented_metric_is_emitted_and_every_emitted_metric_is_document
 #[tokio::test]
 async fn metric_values_follow_the_status() {
     let (agent, speaker) = rich_status();
-    let (address, _metrics, _a, _s) = start(agent, speaker).await;
-    let (_, body) = get(address, "/metrics").await;
+    let (metrics, _a, _s) = start(agent, speaker);
+    let body = metrics.render();
     for line in [
         "ferrolb_bgp_session_up{peer=\"up\",peer_address=\"192.0.2.1\"} 1",
         "ferrolb_bgp_session_up{peer=\"sent\",peer_address=\"192.0.2.1\"} 0",
@@ -297,9 +266,9 @@ async fn metric_values_follow_the_status() {
 #[tokio::test]
 async fn a_notification_is_remembered_after_the_session_recovers() {
     let (agent, speaker) = rich_status();
-    let (address, _metrics, _a, speaker_tx) = start(agent, speaker).await;
+    let (metrics, _a, speaker_tx) = start(agent, speaker);
     // Seen once...
-    let (_, body) = get(address, "/metrics").await;
+    let body = metrics.render();
     assert!(
         body.contains(
             "ferrolb_bgp_last_notification_sent_timestamp_seconds{code=\"6\",peer=\"sent\""
@@ -312,7 +281,7 @@ async fn a_notification_is_remembered_after_the_session_recovers() {
             p.state = State::Established;
         }
     });
-    let (_, body) = get(address, "/metrics").await;
+    let body = metrics.render();
     assert!(
         body.contains(
             "ferrolb_bgp_last_notification_sent_timestamp_seconds{code=\"6\",peer=\"sent\""
@@ -322,12 +291,12 @@ async fn a_notification_is_remembered_after_the_session_recovers() {
 }
 
 #[tokio::test]
-async fn healthz_is_always_ok_and_readyz_waits_for_a_good_configuration() {
-    let (address, _metrics, agent_tx, _s) =
-        start(AgentStatus::default(), SpeakerStatus::default()).await;
-    assert_eq!(get(address, "/healthz").await.0, 200);
-    assert_eq!(get(address, "/readyz").await.0, 503);
+async fn readiness_waits_for_a_good_configuration() {
+    let (metrics, agent_tx, _s) = start(AgentStatus::default(), SpeakerStatus::default());
+    assert_eq!(
+        metrics.ready(),
+        Err("no configuration applied yet".to_string())
+    );
     agent_tx.send_modify(|a| a.generation = 1);
-    assert_eq!(get(address, "/readyz").await.0, 200);
-    assert_eq!(get(address, "/nope").await.0, 404);
+    assert_eq!(metrics.ready(), Ok(()));
 }

@@ -2,8 +2,9 @@
 //!
 //! This module owns bytes ↔ typed messages and nothing else: it has no notion of sessions, timers
 //! or which routes to send (see `fsm` and `rib_out`). It is ours rather than a crate's for the
-//! reasons in `shared/reference/bgp-codec.md`: correct AS_SEQUENCE encoding, message-size control,
-//! and a decoder that turns every malformed input into a precise error instead of a panic or hang.
+//! reasons in `docs/bgp-wire.md` ("Why our own codec"): correct AS_SEQUENCE encoding,
+//! message-size control, and a decoder that turns every malformed input into a precise error
+//! instead of a panic or hang.
 //!
 //! Decoding is strict and total: any byte string yields either a message or a [`DecodeError`]
 //! whose [`DecodeError::notification`] is the NOTIFICATION RFC 4271 §6 asks for. UPDATE attribute

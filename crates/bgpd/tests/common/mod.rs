@@ -1,5 +1,6 @@
 //! Shared pieces of the bgpd lab tests: a speaker running inside a lab node's network
-//! namespace, and readers for the routers' own views of our routes.
+//! namespace, and the routes and peers the tests give it. The routers' views are read with
+//! `ferrolb_labtest::{frr, bird, gobgp}`.
 //!
 //! The speaker runs in-process on a tokio runtime whose worker threads were created by a thread
 //! that joined the node's namespace, so every socket it opens lives there while the test thread
@@ -13,15 +14,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferrolb_bgpd::fsm::State;
+use ferrolb_bgpd::rib_out::RouteAttributes;
 use ferrolb_bgpd::wire::{Community, LargeCommunity};
-use ferrolb_bgpd::{PeerConfig, PeerStatus, RouteAttributes, Speaker, SpeakerConfig, State};
-use ferrolb_labtest::{Lab, wait_for};
+use ferrolb_bgpd::{PeerConfig, PeerStatus, Speaker, SpeakerConfig};
+use ferrolb_labtest::{Lab, POLL, TIMEOUT, wait_for};
 use ipnet::IpNet;
-use serde_json::Value;
 use tokio::runtime::Runtime;
-
-pub const TIMEOUT: Duration = Duration::from_secs(30);
-pub const POLL: Duration = Duration::from_millis(100);
 
 /// A ferrolb speaker inside a lab node.
 pub struct NodeSpeaker {
@@ -177,70 +176,4 @@ pub fn peer(name: &str, address: IpAddr, local_as: u32, peer_as: u32, node: usiz
     p.connect_retry.initial = Duration::from_millis(500);
     p.connect_retry.max = Duration::from_secs(2);
     p
-}
-
-// ----------------------------------------------------------------------------- FRR
-
-/// The router's best path for `prefix`, or None when it has no route.
-pub fn frr_path(lab: &Lab, prefix: &str) -> Option<Value> {
-    let afi = if prefix.contains(':') { "ipv6" } else { "ipv4" };
-    let v = lab
-        .vtysh_json(&format!("show bgp {afi} unicast {prefix} json"))
-        .ok()?;
-    v["paths"]
-        .as_array()?
-        .iter()
-        .find(|p| p["bestpath"]["overall"] == true)
-        .cloned()
-}
-
-/// All paths the router has for `prefix`.
-pub fn frr_paths(lab: &Lab, prefix: &str) -> Vec<Value> {
-    let afi = if prefix.contains(':') { "ipv6" } else { "ipv4" };
-    lab.vtysh_json(&format!("show bgp {afi} unicast {prefix} json"))
-        .ok()
-        .and_then(|v| v["paths"].as_array().cloned())
-        .unwrap_or_default()
-}
-
-pub fn frr_wait_path(lab: &Lab, prefix: &str, check: impl Fn(&Value) -> bool) -> Value {
-    wait_for(TIMEOUT, POLL, || match frr_path(lab, prefix) {
-        Some(p) if check(&p) => Ok(p),
-        other => Err(other),
-    })
-    .unwrap_or_else(|e| panic!("router never had the expected path for {prefix}: {e}"))
-}
-
-pub fn frr_wait_gone(lab: &Lab, prefix: &str) {
-    wait_for(TIMEOUT, POLL, || match frr_path(lab, prefix) {
-        None => Ok(()),
-        Some(p) => Err(p),
-    })
-    .unwrap_or_else(|e| panic!("router kept {prefix}: {e}"));
-}
-
-pub fn frr_neighbor(lab: &Lab, addr: &str) -> Value {
-    let v = lab
-        .vtysh_json(&format!("show bgp neighbors {addr} json"))
-        .expect("vtysh");
-    v[addr].clone()
-}
-
-pub fn frr_wait_neighbor(lab: &Lab, addr: &str, check: impl Fn(&Value) -> bool) -> Value {
-    wait_for(TIMEOUT, POLL, || {
-        let n = frr_neighbor(lab, addr);
-        if check(&n) { Ok(n) } else { Err(n) }
-    })
-    .unwrap_or_else(|e| panic!("neighbor {addr} never matched: {e}"))
-}
-
-/// The minimal FRR config around the given `router bgp` body lines and address-family lines.
-pub fn frr_config(asn: u32, body: &str, ipv4: &str, ipv6: &str) -> String {
-    format!(
-        "frr defaults traditional\nhostname rtr\n!\nrouter bgp {asn}\n bgp router-id 192.0.2.1\n \
-         no bgp ebgp-requires-policy\n no bgp network import-check\n \
-         bgp bestpath as-path multipath-relax\n timers bgp 3 9\n{body}\n \
-         address-family ipv4 unicast\n{ipv4}\n  maximum-paths 8\n exit-address-family\n \
-         address-family ipv6 unicast\n{ipv6}\n  maximum-paths 8\n exit-address-family\nexit\n!\n"
-    )
 }

@@ -5,7 +5,7 @@
 //! These types are the wire shape: every field is as the user wrote it (strings for durations
 //! and addresses, options for defaulted fields), so that YAML round-trips unchanged. The typed,
 //! validated view with defaults applied is `config::Config`. Generating the CRD manifests from
-//! these types is `crate::crds`.
+//! these types is `crate::manifests`.
 
 use std::borrow::Cow;
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The configuration folder: every YAML file in it, read as one snapshot.
+//! The configuration folder as a source: every YAML file in it, read as one snapshot.
 //!
 //! A folder holds ferrolb.io resources, `v1` Services and (optionally) `discovery.k8s.io/v1`
 //! EndpointSlices, in any mix of files and multi-document files. A snapshot is all or nothing:
@@ -7,45 +7,61 @@
 //! objects are ignored (and named in [`Snapshot::ignored`]); MetalLB resources are refused with
 //! a pointer to `ferrolb migrate`.
 //!
-//! [`watch`] turns changes below the folder into a debounced stream of "read again" signals.
+//! [`watch`] turns changes below the folder into a debounced stream of "read again" signals;
+//! [`FolderSource`] puts the two together into the agent's stream of snapshots.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use ferrolb_model::endpoints::serving_nodes;
+use ferrolb_model::files::read_paths;
 use ferrolb_model::load::{decode_object, split_documents, type_meta};
-use ferrolb_model::service::ServiceView;
-use ferrolb_model::source::read_paths;
+use ferrolb_model::service::{ServiceKey, ServiceView};
 use ferrolb_model::{Config, Resources};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::debug;
 
-use crate::planner::ServiceKey;
+use super::{Snapshot, SourceProblem, SourceUpdate};
 
-/// Everything read from the folder.
-#[derive(Clone, Debug)]
-pub struct Snapshot {
-    pub config: Config,
-    pub services: Vec<ServiceView>,
-    /// Nodes with a serving endpoint, per Service that has EndpointSlices in the folder.
-    pub endpoints: BTreeMap<ServiceKey, BTreeSet<String>>,
-    /// Documents of other kinds, as `file (document N): apiVersion/kind`.
-    pub ignored: Vec<String>,
+/// A configuration folder, watched.
+pub struct FolderSource {
+    dir: PathBuf,
+    debounce: Duration,
 }
 
-/// One thing wrong with the folder.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SourceProblem {
-    /// `file`, or `file (document N)`.
-    pub location: String,
-    pub message: String,
-}
+impl FolderSource {
+    /// The folder `dir`; after a change, it is read again once quiet for `debounce`.
+    pub fn new(dir: impl Into<PathBuf>, debounce: Duration) -> FolderSource {
+        FolderSource {
+            dir: dir.into(),
+            debounce,
+        }
+    }
 
-impl fmt::Display for SourceProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.message)
+    /// Starts watching: the stream yields one read at once, then one per change. It ends if
+    /// the watch stops; the returned [`FolderWatch`] must be kept alive as long as the stream.
+    pub fn updates(&self) -> Result<(FolderWatch, ReceiverStream<SourceUpdate>), notify::Error> {
+        let (folder_watch, mut changes) = watch(&self.dir, self.debounce)?;
+        let (tx, rx) = mpsc::channel(1);
+        let dir = self.dir.clone();
+        tokio::spawn(async move {
+            loop {
+                let started = Instant::now();
+                let result = read_config_dir(&dir);
+                debug!(dir = %dir.display(), ok = result.is_ok(), "configuration folder read");
+                if tx.send(SourceUpdate { started, result }).await.is_err() {
+                    return;
+                }
+                if changes.recv().await.is_none() {
+                    return;
+                }
+            }
+        });
+        Ok((folder_watch, ReceiverStream::new(rx)))
     }
 }
 
@@ -115,7 +131,7 @@ pub fn read_config_dir(dir: &Path) -> Result<Snapshot, Vec<SourceProblem>> {
                     match serde_json::from_value::<EndpointSlice>(value) {
                         Ok(slice) => match serving_nodes(&slice) {
                             Ok((key, nodes)) => endpoints.entry(key).or_default().extend(nodes),
-                            Err(message) => problems.push(problem(message)),
+                            Err(e) => problems.push(problem(e.to_string())),
                         },
                         Err(e) => problems.push(problem(format!("EndpointSlice: {e}"))),
                     }
@@ -132,6 +148,7 @@ pub fn read_config_dir(dir: &Path) -> Result<Snapshot, Vec<SourceProblem>> {
             services,
             endpoints,
             ignored,
+            ..Snapshot::default()
         }),
         Ok(_) => Err(problems),
         Err(errors) => {
@@ -142,34 +159,6 @@ pub fn read_config_dir(dir: &Path) -> Result<Snapshot, Vec<SourceProblem>> {
             Err(problems)
         }
     }
-}
-
-/// The Service an EndpointSlice belongs to and the nodes where it has a serving endpoint
-/// (`serving` unset counts as `ready`; `ready` unset counts as true, as in Kubernetes).
-fn serving_nodes(slice: &EndpointSlice) -> Result<(ServiceKey, BTreeSet<String>), String> {
-    let namespace = slice
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let service = slice
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get("kubernetes.io/service-name"))
-        .ok_or("EndpointSlice: metadata.labels[kubernetes.io/service-name] is missing")?;
-    let nodes = slice
-        .endpoints
-        .iter()
-        .flatten()
-        .filter(|e| {
-            let c = e.conditions.as_ref();
-            let ready = c.and_then(|c| c.ready).unwrap_or(true);
-            c.and_then(|c| c.serving).unwrap_or(ready)
-        })
-        .filter_map(|e| e.node_name.clone())
-        .collect();
-    Ok((ServiceKey::new(namespace, service.clone()), nodes))
 }
 
 /// A running folder watch; dropping it stops the watch.

@@ -3,7 +3,7 @@ code. Debian packages grpcio and protobuf but not grpcio-reflection, so this spe
 grpc.reflection.v1 protocol with hand-encoded messages (three fields), then builds the
 ferrolb.v1 message classes from the descriptors the server returns.
 
-Usage: python3 obs_reflection_client.py HOST:PORT  ->  JSON on stdout:
+Usage: python3 reflection_client.py HOST:PORT  ->  JSON on stdout:
   {"services": [...], "method": "ferrolb.v1.Status/ListSessions", "reply": {...}}
 """
 import json

@@ -1,29 +1,134 @@
-//! In-process address allocation for the node agent: the model's pools and Services turned into
-//! the allocator's inputs, and its answers turned into the planner's.
+//! Where the addresses of the Services come from, and the planner's view of each Service.
 //!
-//! Several nodes read the same folder and nothing else is shared, so the addresses must be a
-//! function of the folder alone, never of what one node happened to see before: every snapshot
-//! is allocated from scratch. Addresses recorded in a Service (`status.loadBalancer.ingress`)
-//! are claimed first; then Services get addresses in the order they appear in the folder (files
-//! by name, documents in order). So a Service added after the others (at the end of a file, or
-//! in a file that sorts last) never moves an existing address; one inserted before others can,
-//! and so can a pool edit that takes an unpinned address away or frees one that sorts lower —
-//! on every node alike. [`Allocations::update`] reports each such move so the agent can say how
-//! to pin the address.
+//! Two policies, one per source:
+//! - [`Allocations`] (a configuration folder): the node allocates in-process. Several nodes read
+//!   the same folder and nothing else is shared, so the addresses must be a function of the
+//!   folder alone, never of what one node happened to see before: every snapshot is allocated
+//!   from scratch. Addresses recorded in a Service (`status.loadBalancer.ingress`) are claimed
+//!   first; then Services get addresses in the order they appear in the folder (files by name,
+//!   documents in order). So a Service added after the others (at the end of a file, or in a
+//!   file that sorts last) never moves an existing address; one inserted before others can, and
+//!   so can a pool edit that takes an unpinned address away or frees one that sorts lower — on
+//!   every node alike. [`Allocations::update`] reports each such move so the agent can say how
+//!   to pin the address.
+//! - [`Addressing::FromServiceStatus`] (a cluster): the controller allocates and writes
+//!   `status.loadBalancer.ingress`; the node only reads it and finds each address's pool.
+//!
+//! The translation from the model into the allocator's types is the allocator's own
+//! (`ferrolb_allocator::{PoolSpec::from_model, ServiceRequest::from_view}`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ferrolb_allocator as alloc;
-use ferrolb_model::address::{AddressBlock, IpFamily};
-use ferrolb_model::config::{Config, Pool};
-use ferrolb_model::selector::{Requirement, SelectorList};
-use ferrolb_model::service::{
-    ExternalTrafficPolicy, IpFamilyPolicy, Protocol, ServiceType, ServiceView,
-};
+use ferrolb_model::config::Config;
+use ferrolb_model::endpoints::Endpoints;
+use ferrolb_model::service::{ExternalTrafficPolicy, ServiceKey, ServiceView};
 use tracing::warn;
 
-use crate::planner::{Endpoints, ServiceInput, ServiceKey};
+use crate::plan::ServiceInput;
+
+/// Which Services a node or controller handles, by `spec.loadBalancerClass`.
+pub type ClassFilter<'a> = Option<&'a str>;
+
+/// Where addresses come from.
+pub enum Addressing {
+    /// Allocated on this node from the folder's pools (folder mode).
+    Folder(Allocations),
+    /// Read from the Services' status, written by the controller (cluster mode).
+    FromServiceStatus,
+}
+
+/// The Services this node plans for, with their addresses, and what changed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Addressed {
+    /// The planner's view of each LoadBalancer Service of our class, in source order.
+    pub services: Vec<ServiceInput>,
+    /// Services whose address changed since the previous snapshot (folder mode only).
+    pub moves: Vec<AddressMove>,
+    /// Per-pool capacity and use (folder mode only: in a cluster the controller counts).
+    pub pools: Vec<alloc::PoolStats>,
+}
+
+impl Addressing {
+    /// Addresses for every LoadBalancer Service of our class.
+    pub fn address(
+        &mut self,
+        config: &Config,
+        services: &[ServiceView],
+        endpoints: &BTreeMap<ServiceKey, BTreeSet<String>>,
+        class: ClassFilter<'_>,
+    ) -> Addressed {
+        match self {
+            Addressing::Folder(allocations) => {
+                let (services, moves) = allocations.update(config, services, endpoints, class);
+                Addressed {
+                    services,
+                    moves,
+                    pools: allocations.stats(),
+                }
+            }
+            Addressing::FromServiceStatus => Addressed {
+                services: ours(services, class)
+                    .into_iter()
+                    .map(|view| {
+                        let pool = view.ingress_ips.first().and_then(|ip| pool_of(config, *ip));
+                        let unassigned = view
+                            .ingress_ips
+                            .is_empty()
+                            .then(|| "the controller has not assigned one yet".to_string());
+                        input(view, view.ingress_ips.clone(), pool, endpoints, unassigned)
+                    })
+                    .collect(),
+                ..Addressed::default()
+            },
+        }
+    }
+}
+
+/// The pool that contains `ip`, if any.
+fn pool_of(config: &Config, ip: IpAddr) -> Option<String> {
+    config
+        .pools
+        .iter()
+        .find(|p| p.blocks.iter().any(|b| b.contains(ip)))
+        .map(|p| p.name.clone())
+}
+
+/// The LoadBalancer Services of our class, first of each name only.
+fn ours<'s>(services: &'s [ServiceView], class: ClassFilter<'_>) -> Vec<&'s ServiceView> {
+    let mut seen = BTreeSet::new();
+    services
+        .iter()
+        .filter(|s| {
+            s.is_load_balancer() && s.has_load_balancer_class(class) && seen.insert(s.key())
+        })
+        .collect()
+}
+
+fn input(
+    view: &ServiceView,
+    addresses: Vec<IpAddr>,
+    pool: Option<String>,
+    endpoints: &BTreeMap<ServiceKey, BTreeSet<String>>,
+    unassigned_reason: Option<String>,
+) -> ServiceInput {
+    let key = view.key();
+    ServiceInput {
+        labels: view.labels.clone(),
+        addresses,
+        pool,
+        local_traffic_policy: view.external_traffic_policy == ExternalTrafficPolicy::Local,
+        endpoints: match endpoints.get(&key) {
+            Some(nodes) => Endpoints::Known {
+                serving_nodes: nodes.clone(),
+            },
+            None => Endpoints::Unknown,
+        },
+        unassigned_reason,
+        key,
+    }
+}
 
 /// A Service whose address changed between two snapshots.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,24 +158,24 @@ impl Allocations {
         config: &Config,
         services: &[ServiceView],
         endpoints: &BTreeMap<ServiceKey, BTreeSet<String>>,
-        load_balancer_class: Option<&str>,
+        class: ClassFilter<'_>,
     ) -> (Vec<ServiceInput>, Vec<AddressMove>) {
         let mut allocator = alloc::Allocator::new();
-        if let Err(e) = allocator.set_pools(config.pools.iter().map(pool_spec).collect()) {
+        if let Err(e) = allocator.set_pools(
+            config
+                .pools
+                .iter()
+                .map(alloc::PoolSpec::from_model)
+                .collect(),
+        ) {
             // Config::build already validated the pools; the allocator disagreeing is a bug.
             warn!(error = %e, "allocator refused the validated pools");
         }
-        let mut seen = BTreeSet::new();
-        let wanted: Vec<&ServiceView> = services
+        let wanted = ours(services, class);
+        let requests: Vec<alloc::ServiceRequest> = wanted
             .iter()
-            .filter(|s| {
-                s.service_type == ServiceType::LoadBalancer
-                    && s.has_load_balancer_class(load_balancer_class)
-                    && seen.insert((s.namespace.clone(), s.name.clone()))
-            })
+            .map(|v| alloc::ServiceRequest::from_view(v))
             .collect();
-        let requests: Vec<alloc::ServiceRequest> =
-            wanted.iter().map(|v| service_request(v)).collect();
 
         let mut failures: BTreeMap<alloc::ServiceKey, String> = BTreeMap::new();
         let (recorded, fresh): (Vec<_>, Vec<_>) = requests
@@ -88,29 +193,20 @@ impl Allocations {
         let inputs: Vec<ServiceInput> = wanted
             .iter()
             .map(|view| {
-                let key = alloc::ServiceKey::new(view.namespace.as_str(), view.name.clone());
+                let key = alloc::ServiceKey::from(&view.key());
                 let assignment = allocator.assignment(&key);
-                let planner_key = ServiceKey::new(view.namespace.clone(), view.name.clone());
-                ServiceInput {
-                    labels: view.labels.clone(),
-                    addresses: assignment
+                input(
+                    view,
+                    assignment
                         .as_ref()
                         .map(|a| a.addresses.clone())
                         .unwrap_or_default(),
-                    pool: assignment
+                    assignment
                         .as_ref()
                         .and_then(|a| a.pool.as_ref().map(|p| p.to_string())),
-                    local_traffic_policy: view.external_traffic_policy
-                        == ExternalTrafficPolicy::Local,
-                    endpoints: match endpoints.get(&planner_key) {
-                        Some(nodes) => Endpoints::Known {
-                            serving_nodes: nodes.clone(),
-                        },
-                        None => Endpoints::Unknown,
-                    },
-                    unassigned_reason: failures.get(&key).cloned(),
-                    key: planner_key,
-                }
+                    endpoints,
+                    failures.get(&key).cloned(),
+                )
             })
             .collect();
 
@@ -139,122 +235,6 @@ impl Allocations {
     pub fn stats(&self) -> Vec<alloc::PoolStats> {
         self.stats.clone()
     }
-}
-
-fn pool_spec(pool: &Pool) -> alloc::PoolSpec {
-    let addresses = pool
-        .blocks
-        .iter()
-        .map(|block| match block {
-            AddressBlock::Cidr(net) => alloc::AddressRange::Cidr(*net),
-            AddressBlock::Range(range) => alloc::AddressRange::Span {
-                first: range.start(),
-                last: range.end(),
-            },
-        })
-        .collect();
-    let allocation = &pool.allocation;
-    let service_allocation =
-        (allocation.priority.is_some() || allocation.is_restricted()).then(|| {
-            alloc::ServiceAllocation {
-                priority: allocation.priority,
-                namespaces: allocation.namespaces.iter().cloned().collect(),
-                namespace_selectors: selectors(&allocation.namespace_selectors),
-                service_selectors: selectors(&allocation.service_selectors),
-            }
-        });
-    alloc::PoolSpec {
-        name: pool.name.clone(),
-        addresses,
-        auto_assign: pool.auto_assign,
-        avoid_buggy_ips: pool.avoid_buggy_ips,
-        service_allocation,
-    }
-}
-
-/// The model's and the allocator's selectors say the same thing; the allocator keeps its own
-/// type so that it does not depend on the model.
-fn selectors(list: &SelectorList) -> Vec<alloc::LabelSelector> {
-    list.0
-        .iter()
-        .map(|selector| alloc::LabelSelector {
-            match_labels: BTreeMap::new(),
-            match_expressions: selector
-                .requirements()
-                .iter()
-                .map(|r| match r {
-                    Requirement::In(key, values) => alloc::LabelExpression {
-                        key: key.clone(),
-                        operator: alloc::LabelOperator::In(values.clone()),
-                    },
-                    Requirement::NotIn(key, values) => alloc::LabelExpression {
-                        key: key.clone(),
-                        operator: alloc::LabelOperator::NotIn(values.clone()),
-                    },
-                    Requirement::Exists(key) => alloc::LabelExpression {
-                        key: key.clone(),
-                        operator: alloc::LabelOperator::Exists,
-                    },
-                    Requirement::DoesNotExist(key) => alloc::LabelExpression {
-                        key: key.clone(),
-                        operator: alloc::LabelOperator::DoesNotExist,
-                    },
-                })
-                .collect(),
-        })
-        .collect()
-}
-
-fn family(f: IpFamily) -> alloc::Family {
-    match f {
-        IpFamily::V4 => alloc::Family::V4,
-        IpFamily::V6 => alloc::Family::V6,
-    }
-}
-
-fn service_request(view: &ServiceView) -> alloc::ServiceRequest {
-    // Without an API server nobody fills in spec.ipFamilies: take the family of a requested
-    // address, else IPv4.
-    let primary = view
-        .ip_families
-        .first()
-        .copied()
-        .map(family)
-        .unwrap_or_else(|| match view.requested_ips.first() {
-            Some(IpAddr::V6(_)) => alloc::Family::V6,
-            _ => alloc::Family::V4,
-        });
-    let family_policy = match view.ip_family_policy {
-        IpFamilyPolicy::SingleStack => alloc::FamilyPolicy::SingleStack(primary),
-        IpFamilyPolicy::PreferDualStack => alloc::FamilyPolicy::PreferDualStack { primary },
-        IpFamilyPolicy::RequireDualStack => alloc::FamilyPolicy::RequireDualStack { primary },
-    };
-    let key = alloc::ServiceKey::new(view.namespace.as_str(), view.name.clone());
-    let mut request = alloc::ServiceRequest::new(key, family_policy);
-    request.labels = view.labels.clone();
-    request.requested_pool = view.requested_pool.clone();
-    request.requested_addresses = view.requested_ips.clone();
-    request.sharing_key = view.sharing_key.clone();
-    request.traffic_policy = match view.external_traffic_policy {
-        ExternalTrafficPolicy::Cluster => alloc::TrafficPolicy::Cluster,
-        ExternalTrafficPolicy::Local => alloc::TrafficPolicy::Local {
-            selector: view.selector.clone(),
-        },
-    };
-    request.ports = view
-        .ports
-        .iter()
-        .map(|p| alloc::ServicePort {
-            protocol: match p.protocol {
-                Protocol::Tcp => alloc::Protocol::Tcp,
-                Protocol::Udp => alloc::Protocol::Udp,
-                Protocol::Sctp => alloc::Protocol::Sctp,
-            },
-            port: p.port,
-        })
-        .collect();
-    request.current_addresses = view.ingress_ips.clone();
-    request
 }
 
 #[cfg(test)]

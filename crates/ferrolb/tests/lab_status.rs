@@ -13,7 +13,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ferrolb_labtest::{Lab, LabSpec, RouterKind, wait_for};
+use ferrolb_labtest::{Lab, LabSpec, RouterKind, frr, wait_for};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferrolb");
@@ -94,29 +94,6 @@ impl Setup {
         })
         .unwrap_or_else(|e| panic!("session not synced: {e}"))
     }
-
-    fn frr_neighbor(&self) -> Value {
-        let v = self
-            .lab
-            .vtysh_json(&format!("show bgp neighbors {NODE} json"))
-            .unwrap();
-        v[NODE].clone()
-    }
-
-    fn frr_path(&self, prefix: &str) -> Value {
-        let afi = if prefix.contains(':') { "ipv6" } else { "ipv4" };
-        wait_for(Duration::from_secs(10), Duration::from_millis(200), || {
-            let v = self
-                .lab
-                .vtysh_json(&format!("show bgp {afi} unicast {prefix} json"))
-                .map_err(|e| e.to_string())?;
-            match v["paths"].get(0) {
-                Some(p) => Ok(p.clone()),
-                None => Err(v.to_string()),
-            }
-        })
-        .unwrap_or_else(|e| panic!("{prefix} not at the router: {e}"))
-    }
 }
 
 impl Drop for Setup {
@@ -140,7 +117,7 @@ fn strings(v: &Value) -> Vec<String> {
 fn every_status_call_answers_and_matches_the_routers_own_view() {
     let s = Setup::up();
     let session = s.wait_synced();
-    let frr = s.frr_neighbor();
+    let frr = frr::neighbor(&s.lab, NODE);
 
     // Sessions: both ends agree on state, ASes, hold time, router ids and message counts.
     assert_eq!(frr["bgpState"], "Established", "{frr}");
@@ -162,7 +139,7 @@ fn every_status_call_answers_and_matches_the_routers_own_view() {
     assert!(session["uptime_seconds"].as_u64().is_some());
     // UPDATEs are settled once synced (keepalives keep moving): what we sent is what FRR got.
     let session = s.status("sessions").unwrap()["sessions"][0].clone();
-    let frr = s.frr_neighbor();
+    let frr = frr::neighbor(&s.lab, NODE);
     assert_eq!(
         session["messages_sent"]["update"], frr["messageStats"]["updatesRecv"],
         "{frr}"
@@ -194,7 +171,7 @@ fn every_status_call_answers_and_matches_the_routers_own_view() {
     assert_eq!(planned.len(), 2, "{routes}");
     for route in planned {
         let prefix = route["prefix"].as_str().unwrap();
-        let path = s.frr_path(prefix);
+        let path = frr::wait_best_path(&s.lab, prefix, |_| true);
         assert_eq!(
             strings(&route["communities"]),
             path["community"]["string"]
@@ -368,7 +345,7 @@ fn a_client_built_from_reflection_alone_lists_the_services_and_calls_one() {
     let s = Setup::up();
     s.wait_synced();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/obs_reflection_client.py")
+        .join("tests/reflection_client.py")
         .display()
         .to_string();
     let out = s

@@ -1,0 +1,247 @@
+//! The planner: what this node announces, through which protocol, and why any Service is not
+//! announced. A pure function of the validated configuration, this node, and the Services with
+//! their assigned addresses; no I/O and no clock, so every node that sees the same inputs plans
+//! the same announcements.
+//!
+//! This module owns what is common to every protocol: whether a Service can be announced from
+//! this node at all (it has an address from a pool, the node is not excluded, its endpoints
+//! allow it). [`bgp`] expands BGPAdvertisements into per-peer routes; it is the only part of the
+//! speaker that sees `ferrolb_bgpd`'s route attributes. The rules are MetalLB's; they are spelled
+//! out in `docs/coming-from-metallb.md`.
+//!
+//! It does not choose addresses (the allocator does) nor talk to routers (bgpd does).
+
+pub mod bgp;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use ferrolb_model::config::Config;
+use ferrolb_model::endpoints::Endpoints;
+use ferrolb_model::node::{EXCLUDE_LABEL, Node};
+use ferrolb_model::service::ServiceKey;
+use ipnet::IpNet;
+
+pub use bgp::{BgpPlan, PeerSkip, SessionPlan};
+
+/// A Service with its assigned addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceInput {
+    /// The Service's identity.
+    pub key: ServiceKey,
+    /// `metadata.labels`, for serviceSelectors.
+    pub labels: BTreeMap<String, String>,
+    /// The assigned addresses (one per family); empty while the Service waits for one.
+    pub addresses: Vec<IpAddr>,
+    /// The pool the addresses come from.
+    pub pool: Option<String>,
+    /// `externalTrafficPolicy: Local`.
+    pub local_traffic_policy: bool,
+    /// Where the Service's endpoints serve.
+    pub endpoints: Endpoints,
+    /// Why the Service has no address, when it has none.
+    pub unassigned_reason: Option<String>,
+}
+
+/// Why a Service (or one advertisement of it) is not announced from this node.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    /// The allocator gave it no address, for this reason.
+    NoAddress(String),
+    /// The node carries [`EXCLUDE_LABEL`].
+    NodeExcluded,
+    /// `externalTrafficPolicy: Cluster` and no endpoint serves anywhere.
+    NoServingEndpoints,
+    /// `externalTrafficPolicy: Local` and no endpoint serves on this node.
+    NoLocalEndpoints,
+    /// The Service's address is in no IPAddressPool.
+    AddressInNoPool,
+    /// No BGPAdvertisement applies to the Service's pool.
+    NoAdvertisementForPool(String),
+    /// The BGPAdvertisement's nodeSelectors do not select this node.
+    AdvertisementSkipsNode(String),
+    /// The BGPAdvertisement's serviceSelectors do not select the Service.
+    AdvertisementSkipsService(String),
+    /// The advertisement allows none of the sessions that run on this node.
+    AdvertisementHasNoSessionHere {
+        /// The BGPAdvertisement.
+        advertisement: String,
+        /// Its `spec.peers`.
+        peers: Vec<String>,
+    },
+    /// No BGPPeer has a session on this node.
+    NoSessionOnNode,
+    /// The BGPPeer is selected for this node but its session cannot run (the peer's status
+    /// says why).
+    SessionCannotRun {
+        /// The BGPPeer.
+        peer: String,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NoAddress(why) => write!(f, "no address assigned: {why}"),
+            Reason::NodeExcluded => write!(f, "this node is excluded by the label {EXCLUDE_LABEL}"),
+            Reason::NoServingEndpoints => f.write_str("the Service has no serving endpoint"),
+            Reason::NoLocalEndpoints => {
+                f.write_str("externalTrafficPolicy is Local and this node has no serving endpoint")
+            }
+            Reason::AddressInNoPool => f.write_str("the address is in no IPAddressPool"),
+            Reason::NoAdvertisementForPool(pool) => {
+                write!(f, "no BGPAdvertisement applies to IPAddressPool/{pool}")
+            }
+            Reason::AdvertisementSkipsNode(adv) => {
+                write!(
+                    f,
+                    "BGPAdvertisement/{adv}: nodeSelectors do not select this node"
+                )
+            }
+            Reason::AdvertisementSkipsService(adv) => {
+                write!(
+                    f,
+                    "BGPAdvertisement/{adv}: serviceSelectors do not select the Service"
+                )
+            }
+            Reason::AdvertisementHasNoSessionHere {
+                advertisement,
+                peers,
+            } => write!(
+                f,
+                "BGPAdvertisement/{advertisement}: its peers ({}) have no session on this node",
+                peers.join(", ")
+            ),
+            Reason::NoSessionOnNode => f.write_str("no BGPPeer has a session on this node"),
+            Reason::SessionCannotRun { peer } => {
+                write!(
+                    f,
+                    "BGPPeer/{peer} has no session on this node (see its status)"
+                )
+            }
+        }
+    }
+}
+
+/// One route of one Service to one peer.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Announcement {
+    /// The BGPPeer.
+    pub peer: String,
+    /// The prefix (the address masked to the aggregation length).
+    pub prefix: IpNet,
+    /// The BGPAdvertisement it comes from.
+    pub advertisement: String,
+}
+
+/// What happens to one Service on this node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServicePlan {
+    /// Its addresses.
+    pub addresses: Vec<IpAddr>,
+    /// Their pool.
+    pub pool: Option<String>,
+    /// Its routes, per peer.
+    pub announcements: Vec<Announcement>,
+    /// Why it is not announced at all, or why some advertisements of it do not apply here.
+    pub reasons: Vec<Reason>,
+}
+
+impl ServicePlan {
+    /// Whether this node announces the Service to anyone.
+    pub fn is_announced(&self) -> bool {
+        !self.announcements.is_empty()
+    }
+}
+
+/// Everything this node should announce.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Per Service: its announcements, or why not.
+    pub services: BTreeMap<ServiceKey, ServicePlan>,
+    /// The BGP sessions of this node and their routes.
+    pub bgp: BgpPlan,
+}
+
+impl Plan {
+    /// Takes the sessions of `peers` out of the plan (their setup failed): their routes go, and
+    /// each Service that was to be announced to one says so.
+    pub fn without_sessions(&mut self, peers: &BTreeSet<String>) {
+        if peers.is_empty() {
+            return;
+        }
+        self.bgp.sessions.retain(|name, _| !peers.contains(name));
+        for service in self.services.values_mut() {
+            let mut lost: Vec<String> = Vec::new();
+            service.announcements.retain(|a| {
+                let keep = !peers.contains(&a.peer);
+                if !keep && !lost.contains(&a.peer) {
+                    lost.push(a.peer.clone());
+                }
+                keep
+            });
+            service.reasons.extend(
+                lost.into_iter()
+                    .map(|peer| Reason::SessionCannotRun { peer }),
+            );
+        }
+    }
+
+    /// The addresses announced to at least one peer: what `--bind-vips` puts on the host.
+    pub fn announced_addresses(&self) -> BTreeSet<IpAddr> {
+        self.services
+            .values()
+            .filter(|s| s.is_announced())
+            .flat_map(|s| s.addresses.iter().copied())
+            .collect()
+    }
+}
+
+/// Plans this node's announcements.
+pub fn plan_announcements(config: &Config, node: &Node, services: &[ServiceInput]) -> Plan {
+    let mut bgp = bgp::Planner::new(config, node);
+    let mut ordered: Vec<&ServiceInput> = services.iter().collect();
+    ordered.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut plan = Plan::default();
+    for service in ordered {
+        let mut out = ServicePlan {
+            addresses: service.addresses.clone(),
+            pool: service.pool.clone(),
+            ..ServicePlan::default()
+        };
+        match eligible_pool(node, service) {
+            Ok(pool) => bgp.plan_service(service, pool, &mut out),
+            Err(reason) => out.reasons.push(reason),
+        }
+        plan.services.insert(service.key.clone(), out);
+    }
+    plan.bgp = bgp.finish();
+    plan
+}
+
+/// Whether the Service can be announced from this node by any protocol, and from which pool.
+fn eligible_pool<'s>(node: &Node, service: &'s ServiceInput) -> Result<&'s str, Reason> {
+    if service.addresses.is_empty() {
+        let why = service
+            .unassigned_reason
+            .clone()
+            .unwrap_or_else(|| "pending".to_string());
+        return Err(Reason::NoAddress(why));
+    }
+    if node.excluded() {
+        return Err(Reason::NodeExcluded);
+    }
+    if let Endpoints::Known { serving_nodes } = &service.endpoints {
+        if serving_nodes.is_empty() {
+            return Err(Reason::NoServingEndpoints);
+        }
+        if service.local_traffic_policy && !serving_nodes.contains(&node.name) {
+            return Err(Reason::NoLocalEndpoints);
+        }
+    }
+    service.pool.as_deref().ok_or(Reason::AddressInNoPool)
+}
+
+#[cfg(test)]
+mod tests;
