@@ -339,7 +339,8 @@ fn validate_field_manager(q: &QueryOptions, apply: bool) -> Result<(), ApiError>
 }
 
 impl Cluster {
-    pub fn new(config: ServerConfig) -> Cluster {
+    /// A cluster; `now` stamps the seeded namespaces and `kubernetes` Service.
+    pub fn new(config: ServerConfig, now: Timestamp) -> Cluster {
         let mut c = Cluster {
             store: Store::new(config.history_limit),
             rng: config.random_seed | 1,
@@ -350,7 +351,7 @@ impl Cluster {
             config,
         };
         if c.config.seed_default_objects {
-            c.seed(Timestamp::now());
+            c.seed(now);
         }
         c
     }
@@ -425,6 +426,10 @@ impl Cluster {
 
     pub fn set_history_limit(&mut self, limit: usize) {
         self.store.set_history_limit(limit);
+    }
+
+    pub fn advance_resource_version(&mut self, by: u64) {
+        self.store.advance(by);
     }
 
     fn next_random(&mut self) -> u64 {
@@ -2383,4 +2388,328 @@ fn crd_status(crd: &Value, conflict: bool, now: Timestamp) -> Value {
         "conditions": conditions,
         "storedVersions": stored,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t0() -> Timestamp {
+        "2024-05-01T12:00:00Z".parse().unwrap()
+    }
+
+    fn cluster() -> Cluster {
+        Cluster::new(ServerConfig::default(), t0())
+    }
+
+    fn send(
+        c: &mut Cluster,
+        method: &str,
+        path: &str,
+        query: &str,
+        ct: &str,
+        body: Value,
+    ) -> ApiReply {
+        let req = ApiRequest::new(method, path)
+            .with_query_string(query)
+            .with_body(ct, serde_json::to_vec(&body).unwrap());
+        c.handle(&req, t0())
+    }
+
+    fn body(r: ApiReply) -> Value {
+        match r {
+            ApiReply::Json { body, .. } => body,
+            other => panic!("expected a JSON reply, got {other:?}"),
+        }
+    }
+
+    fn error(r: ApiReply) -> ApiError {
+        match r {
+            ApiReply::Error(e) => e,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn time_is_an_input_for_server_set_timestamps() {
+        let mut c = cluster();
+        let r = send(
+            &mut c,
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "fieldManager=m",
+            "application/apply-patch+yaml",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1"}}),
+        );
+        assert_eq!(r.code(), 201);
+        let obj = body(r);
+        assert_eq!(obj["metadata"]["creationTimestamp"], "2024-05-01T12:00:00Z");
+        assert_eq!(
+            obj["metadata"]["managedFields"][0]["time"],
+            "2024-05-01T12:00:00Z"
+        );
+        assert_eq!(obj["metadata"]["name"], "c", "the name comes from the URL");
+    }
+
+    #[test]
+    fn watch_from_a_compacted_revision_fails_with_expired() {
+        let mut c = cluster();
+        let old = c.revision();
+        send(
+            &mut c,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "",
+            "application/json",
+            json!({"metadata": {"name": "a"}}),
+        );
+        c.compact_history();
+        let r = c.handle(
+            &ApiRequest::new("GET", "/api/v1/configmaps")
+                .with_query_string(&format!("watch=true&resourceVersion={old}")),
+            t0(),
+        );
+        let ApiReply::Watch(plan) = r else {
+            panic!("expected a watch")
+        };
+        let WatchStart::Fail(e) = plan.start else {
+            panic!("expected a failing start")
+        };
+        assert_eq!((e.code, e.reason), (410, "Expired"));
+        assert_eq!(
+            e.message,
+            format!("too old resource version: {old} ({})", c.revision())
+        );
+    }
+
+    #[test]
+    fn terminating_namespace_waits_for_finalized_content() {
+        let mut c = cluster();
+        send(
+            &mut c,
+            "POST",
+            "/api/v1/namespaces",
+            "",
+            "application/json",
+            json!({"metadata": {"name": "x"}}),
+        );
+        send(
+            &mut c,
+            "POST",
+            "/api/v1/namespaces/x/configmaps",
+            "",
+            "application/json",
+            json!({"metadata": {"name": "held", "finalizers": ["example.com/f"]}}),
+        );
+        let r = send(
+            &mut c,
+            "DELETE",
+            "/api/v1/namespaces/x",
+            "",
+            "application/json",
+            json!({}),
+        );
+        assert_eq!(body(r)["status"]["phase"], "Terminating");
+        let e = error(send(
+            &mut c,
+            "POST",
+            "/api/v1/namespaces/x/configmaps",
+            "",
+            "application/json",
+            json!({"metadata": {"name": "new"}}),
+        ));
+        assert_eq!(e.code, 403);
+        assert!(
+            e.message.ends_with(
+                "unable to create new content in namespace x because it is being terminated"
+            ),
+            "{}",
+            e.message
+        );
+        let held = body(c.handle(
+            &ApiRequest::new("GET", "/api/v1/namespaces/x/configmaps/held"),
+            t0(),
+        ));
+        assert!(held["metadata"]["deletionTimestamp"].is_string());
+        send(
+            &mut c,
+            "PATCH",
+            "/api/v1/namespaces/x/configmaps/held",
+            "",
+            "application/merge-patch+json",
+            json!({"metadata": {"finalizers": null}}),
+        );
+        let gone = c.handle(&ApiRequest::new("GET", "/api/v1/namespaces/x"), t0());
+        assert_eq!(error(gone).code, 404);
+    }
+
+    #[test]
+    fn foreground_deletion_keeps_the_owner_until_blocking_dependents_are_gone() {
+        let mut c = cluster();
+        let owner = body(send(
+            &mut c,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "",
+            "application/json",
+            json!({"metadata": {"name": "owner"}}),
+        ));
+        let uid = owner["metadata"]["uid"].as_str().unwrap().to_string();
+        send(
+            &mut c,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "",
+            "application/json",
+            json!({"metadata": {"name": "dep", "finalizers": ["example.com/f"],
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid, "blockOwnerDeletion": true}]}}),
+        );
+        let r = send(
+            &mut c,
+            "DELETE",
+            "/api/v1/namespaces/default/configmaps/owner",
+            "",
+            "application/json",
+            json!({"propagationPolicy": "Foreground"}),
+        );
+        let pending = body(r);
+        assert_eq!(
+            pending["metadata"]["finalizers"],
+            json!(["foregroundDeletion"])
+        );
+        let dep = body(c.handle(
+            &ApiRequest::new("GET", "/api/v1/namespaces/default/configmaps/dep"),
+            t0(),
+        ));
+        assert!(
+            dep["metadata"]["deletionTimestamp"].is_string(),
+            "dependent deletion started"
+        );
+        assert_eq!(
+            c.handle(
+                &ApiRequest::new("GET", "/api/v1/namespaces/default/configmaps/owner"),
+                t0()
+            )
+            .code(),
+            200
+        );
+        send(
+            &mut c,
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/dep",
+            "",
+            "application/merge-patch+json",
+            json!({"metadata": {"finalizers": null}}),
+        );
+        assert_eq!(
+            c.handle(
+                &ApiRequest::new("GET", "/api/v1/namespaces/default/configmaps/owner"),
+                t0()
+            )
+            .code(),
+            404
+        );
+    }
+
+    #[test]
+    fn crd_clashing_with_a_builtin_is_not_established() {
+        let mut c = cluster();
+        let crd = json!({"metadata": {"name": "services.example.com"}, "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "services", "kind": "Svc"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object"}}}]}});
+        send(
+            &mut c,
+            "POST",
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            "",
+            "application/json",
+            crd,
+        );
+        assert!(
+            c.find_type("example.com/v1", "Svc").is_some(),
+            "a different group does not clash"
+        );
+        let crd = body(c.handle(
+            &ApiRequest::new(
+                "GET",
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/services.example.com",
+            ),
+            t0(),
+        ));
+        assert_eq!(crd["status"]["conditions"][1]["type"], "Established");
+        assert_eq!(crd["status"]["conditions"][1]["status"], "True");
+    }
+
+    #[test]
+    fn unknown_paths_get_kube_apiserver_plain_404() {
+        let mut c = cluster();
+        let r = c.handle(
+            &ApiRequest::new("GET", "/apis/nothing.example.com/v1/things"),
+            t0(),
+        );
+        assert!(
+            matches!(r, ApiReply::Text { code: 404, ref body } if body == "404 page not found\n")
+        );
+        let r = c.handle(
+            &ApiRequest::new(
+                "GET",
+                "/api/v1/namespaces/default/services/kubernetes/proxy",
+            ),
+            t0(),
+        );
+        assert_eq!(r.code(), 404);
+    }
+
+    #[test]
+    fn strict_field_validation_rejects_unknown_fields_and_warn_reports_them() {
+        let mut c = cluster();
+        let e = error(send(
+            &mut c,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "fieldValidation=Strict",
+            "application/json",
+            json!({"metadata": {"name": "a"}, "dta": {}}),
+        ));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "strict decoding error: unknown field \"dta\"")
+        );
+        let r = send(
+            &mut c,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "",
+            "application/json",
+            json!({"metadata": {"name": "a"}, "dta": {"x": "y"}}),
+        );
+        let ApiReply::Json { warnings, .. } = r else {
+            panic!("expected JSON")
+        };
+        assert_eq!(warnings, vec!["unknown field \"dta\""]);
+    }
+
+    #[test]
+    fn dry_run_changes_nothing() {
+        let mut c = cluster();
+        let before = c.revision();
+        let r = send(
+            &mut c,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "dryRun=All",
+            "application/json",
+            json!({"metadata": {"name": "a"}}),
+        );
+        assert_eq!(r.code(), 201);
+        assert_eq!(c.revision(), before);
+        assert_eq!(
+            c.handle(
+                &ApiRequest::new("GET", "/api/v1/namespaces/default/configmaps/a"),
+                t0()
+            )
+            .code(),
+            404
+        );
+    }
 }

@@ -62,7 +62,10 @@ impl Default for ClusterNetwork {
         ClusterNetwork {
             service_cidrs: vec![
                 IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(10, 96, 0, 0), 16)),
-                IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::new(0xfd00, 0x10, 0x96, 0, 0, 0, 0, 0), 112)),
+                IpNet::V6(Ipv6Net::new_assert(
+                    Ipv6Addr::new(0xfd00, 0x10, 0x96, 0, 0, 0, 0, 0),
+                    112,
+                )),
             ],
             node_ports: (30000, 32767),
         }

@@ -203,7 +203,7 @@ impl TestApiServer {
     pub async fn start_with(addr: SocketAddr, config: ServerConfig) -> io::Result<ServerHandle> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        let mut cluster = Cluster::new(config.clone());
+        let mut cluster = Cluster::new(config.clone(), Timestamp::now());
         cluster.set_server_address(local.to_string());
         let rev = cluster.revision();
         let shared = Arc::new(Shared {
@@ -358,8 +358,14 @@ impl ServerHandle {
         self.shared.with_cluster(|c| c.compact_history());
     }
 
+    /// Keeps only the last `limit` changes from now on.
     pub fn set_history_limit(&self, limit: usize) {
         self.shared.with_cluster(|c| c.set_history_limit(limit));
+    }
+
+    /// Moves the global resource version forward by `by` without changing any object.
+    pub fn advance_resource_version(&self, by: u64) {
+        self.shared.with_cluster(|c| c.advance_resource_version(by));
     }
 
     /// Serves one request in process, as if it came over HTTP (watches are not supported here).
@@ -684,14 +690,15 @@ async fn run_watch(shared: Arc<Shared>, plan: WatchPlan, tx: mpsc::Sender<Bytes>
     };
     let mut paused = start_control.paused;
     let mut bookmark_generation = start_control.bookmark_generation;
+    let mut bookmark_due = false;
     loop {
         if !paused {
-            let batch = {
+            let (batch, revision) = {
                 let c = lock(&shared.cluster);
                 if !c.serves(&filter.rt) {
                     return;
                 }
-                c.changes_since(cursor)
+                (c.changes_since(cursor), c.revision())
             };
             match batch {
                 Err(compacted) => {
@@ -711,7 +718,16 @@ async fn run_watch(shared: Arc<Shared>, plan: WatchPlan, tx: mpsc::Sender<Bytes>
                         }
                         cursor = ch.rv;
                     }
+                    // Every change up to `revision` has been seen: bookmarks may say so.
+                    cursor = cursor.max(revision);
                 }
+            }
+            // Bookmarks go out after pending changes, so they never claim an unsent change.
+            if bookmark_due && plan.bookmarks {
+                if !send(filter.bookmark(cursor, false)).await {
+                    return;
+                }
+                bookmark_due = false;
             }
         }
         tokio::select! {
@@ -727,16 +743,10 @@ async fn run_watch(shared: Arc<Shared>, plan: WatchPlan, tx: mpsc::Sender<Bytes>
                 paused = c.paused;
                 if c.bookmark_generation != bookmark_generation {
                     bookmark_generation = c.bookmark_generation;
-                    if plan.bookmarks && !paused && !send(filter.bookmark(cursor, false)).await {
-                        return;
-                    }
+                    bookmark_due = true;
                 }
             }
-            _ = bookmark_timer.tick(), if plan.bookmarks && !paused => {
-                if !send(filter.bookmark(cursor, false)).await {
-                    return;
-                }
-            }
+            _ = bookmark_timer.tick(), if plan.bookmarks && !paused => bookmark_due = true,
             _ = tokio::time::sleep_until(deadline) => return,
             _ = tx.closed() => return,
         }

@@ -543,3 +543,32 @@ async fn no_op_update_writes_nothing() {
     assert_eq!(log.last().unwrap().method, "PUT");
     assert_eq!(log.last().unwrap().status, 200);
 }
+
+#[tokio::test]
+async fn delete_collection_removes_the_selected_objects() {
+    let (_server, client) = common::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    for (name, app) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": app}}}))
+                .unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let deleted = cms
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("app=x"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(deleted.left().expect("the deleted objects").items.len(), 2);
+    let left: Vec<String> = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(left, vec!["c"]);
+}

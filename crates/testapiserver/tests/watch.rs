@@ -389,3 +389,26 @@ async fn metadata_watcher_gets_partial_object_metadata() {
             .any(|r| r.path.ends_with("/configmaps"))
     );
 }
+
+#[tokio::test]
+async fn bookmarks_follow_the_global_resource_version() {
+    let (server, client) = common::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let rv = server.store().resource_version();
+    let mut events = cms
+        .watch(&WatchParams::default(), &rv.to_string())
+        .await
+        .unwrap()
+        .boxed();
+    common::eventually("watch open", || async { server.open_watches() == 1 }).await;
+    server.advance_resource_version(10);
+    server.send_bookmarks();
+    let WatchEvent::Bookmark(b) = common::within("bookmark", events.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+    else {
+        panic!("expected a bookmark")
+    };
+    assert_eq!(b.metadata.resource_version, (rv + 10).to_string());
+}
