@@ -83,6 +83,13 @@ impl StateEvent {
     }
 }
 
+impl std::fmt::Display for StateEvent {
+    /// "BFD 198.51.100.1: Up -> Down: control detection time expired".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BFD {}: {}", self.key, self.change)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BfdError {
     #[error("cannot open the BFD socket on {addr}: {source}")]

@@ -85,6 +85,21 @@ impl StateChange {
     }
 }
 
+impl std::fmt::Display for StateChange {
+    /// "Up -> Down: control detection time expired", suitable for a BGP Cease message's text
+    /// (RFC 9003).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} -> {}", self.from, self.to)?;
+        if self.diagnostic != Diagnostic::None {
+            write!(f, ": {}", self.diagnostic)?;
+        }
+        if self.to == State::Down && self.remote_state == State::AdminDown {
+            f.write_str(" (peer is administratively down)")?;
+        }
+        Ok(())
+    }
+}
+
 /// What the driver must do, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {

@@ -115,14 +115,17 @@ fn blackhole_runs(v6: bool, interval: u64, runs: usize) {
         let start = Instant::now();
         let start_wall = std::time::SystemTime::now();
         link.b.blackhole(DEV);
-        // FRR's side: poll its status as fast as vtysh answers.
-        let frr_down = wait_for("FRR declares the session down", TIMEOUT, || {
+        // FRR's side: poll its status back to back, as fast as vtysh answers; the time
+        // measured is when the answer says down, so it includes up to one vtysh round trip.
+        let frr_down = loop {
             if frr.status(our_addr) == "down" {
-                Ok(start.elapsed())
-            } else {
-                Err(())
+                break start.elapsed();
             }
-        });
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "FRR never declared the session down"
+            );
+        };
         let event = wait_for("our Down event", TIMEOUT, || {
             loop {
                 match events.try_recv() {
@@ -138,6 +141,11 @@ fn blackhole_runs(v6: bool, interval: u64, runs: usize) {
             Diagnostic::ControlDetectionTimeExpired
         );
         assert!(event.is_path_failure());
+        assert!(
+            event
+                .to_string()
+                .ends_with("Up -> Down: control detection time expired")
+        );
         assert!(
             our_down <= bound,
             "run {run}: we took {our_down:?} (bound {bound:?})"

@@ -340,6 +340,22 @@ fn up_session_goes_down_with_diag_3_when_peer_says_admin_down() {
 }
 
 #[test]
+fn state_change_text_names_the_diagnostic_for_a_cease_message() {
+    let mut h = Harness::up();
+    let out = h.fire_detection();
+    assert_eq!(
+        changes(&out)[0].to_string(),
+        "Up -> Down: control detection time expired"
+    );
+    let mut h = Harness::up();
+    let out = h.recv(from_peer(State::AdminDown));
+    assert_eq!(
+        changes(&out)[0].to_string(),
+        "Up -> Down: neighbor signaled session down (peer is administratively down)"
+    );
+}
+
+#[test]
 fn up_session_goes_down_with_diag_3_when_peer_says_down() {
     let mut h = Harness::up();
     let out = h.recv(from_peer(State::Down));
