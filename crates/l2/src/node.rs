@@ -135,6 +135,9 @@ pub struct L2Node {
     last_rebalance: Option<Duration>,
     /// Since when this node has continuously heard a majority of the segment.
     majority_since: Option<Duration>,
+    /// During a drain: groups another node took over, and groups let go unclaimed.
+    drain_taken_over: usize,
+    drain_released: usize,
     counters: Counters,
     owner_changes: BTreeMap<&'static str, u64>,
     detection_to_claim: DurationHistogram,
@@ -181,6 +184,8 @@ impl L2Node {
             announce,
             last_rebalance: None,
             majority_since: None,
+            drain_taken_over: 0,
+            drain_released: 0,
             counters: Counters::default(),
             owner_changes: BTreeMap::new(),
             detection_to_claim: DurationHistogram::new(),
@@ -427,6 +432,11 @@ impl L2Node {
         }
         self.step(now, &mut out);
         out
+    }
+
+    /// During a drain: (groups taken over by their successors, groups let go without one).
+    pub fn drain_progress(&self) -> (usize, usize) {
+        (self.drain_taken_over, self.drain_released)
     }
 
     /// A drain was started and this node owns nothing any more.
@@ -698,7 +708,7 @@ impl L2Node {
             }
             let why = match winner {
                 _ if !my_eligible.contains(&group) => "no longer eligible",
-                Some(_) => "another claim wins",
+                Some(_) => TAKEN_OVER,
                 None => "claim not valid",
             };
             self.drop_claim(now, group, why, out);
@@ -811,6 +821,13 @@ impl L2Node {
     fn drop_claim(&mut self, now: Duration, group: IpAddr, why: &str, out: &mut Vec<Output>) {
         if let Some(claim) = self.claims.remove(&group) {
             info!(%group, epoch = claim.epoch, why, "releasing");
+            if self.drain.is_some() {
+                if why == TAKEN_OVER {
+                    self.drain_taken_over += 1;
+                } else {
+                    self.drain_released += 1;
+                }
+            }
             self.announce.stop(group);
             let history = self.history.entry(group).or_insert_with(|| GroupHistory {
                 owner: None,
@@ -1310,6 +1327,9 @@ impl L2Node {
         }
     }
 }
+
+/// Why a claim is dropped when another node's claim wins.
+const TAKEN_OVER: &str = "another claim wins";
 
 fn reason_after(cause: &LossCause) -> OwnerReason {
     match cause {
