@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::wire::heartbeat::{MAX_NODE_ID_LEN, MAX_SEGMENT_LEN, MIN_KEY_LEN};
 use crate::wire::MacAddr;
+use crate::wire::heartbeat::{MAX_NODE_ID_LEN, MAX_SEGMENT_LEN, MIN_KEY_LEN};
 
 /// The unit of ownership: addresses that always move together (a dual-stack Service's IPv4 and
 /// IPv6 VIPs, or several Services sharing one IP), answered on one local interface.
@@ -227,7 +227,11 @@ impl L2Config {
                 why: "must be positive",
             });
         }
-        if self.announce.refresh.is_some_and(|r| r < Duration::from_millis(100)) {
+        if self
+            .announce
+            .refresh
+            .is_some_and(|r| r < Duration::from_millis(100))
+        {
             return Err(ConfigError::Timer {
                 name: "announce.refresh",
                 why: "must be at least 100 ms",
@@ -260,7 +264,9 @@ pub enum GroupError {
     Empty { key: IpAddr },
     #[error("group key {key} is not its lowest address {lowest}")]
     KeyNotLowest { key: IpAddr, lowest: IpAddr },
-    #[error("group {key}: {address} cannot be a VIP (unspecified, multicast, broadcast or loopback)")]
+    #[error(
+        "group {key}: {address} cannot be a VIP (unspecified, multicast, broadcast or loopback)"
+    )]
     NotUnicast { key: IpAddr, address: IpAddr },
     #[error("group {key} has no interface")]
     NoInterface { key: IpAddr },

@@ -129,11 +129,17 @@ pub struct Owner {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum NotOwnerReason {
     /// Another node holds a valid claim; claims are sticky.
-    OwnedBy { owner: String },
+    OwnedBy {
+        owner: String,
+    },
     /// Nobody owns it yet; the election placed it on another node.
-    AssignedTo { node: String },
+    AssignedTo {
+        node: String,
+    },
     /// This member claimed it too and lost on epoch or score (after a partition healed).
-    LostConflict { winner: String },
+    LostConflict {
+        winner: String,
+    },
     NotEligible(Ineligible),
     Dead,
     /// Inside the rejoin hold-down after a death or restart.
@@ -204,7 +210,11 @@ impl Election {
             .candidates
             .iter()
             .filter(|c| c.as_str() != exclude)
-            .filter(|c| members.get(c.as_str()).is_some_and(|m| m.eligible.contains(&group)))
+            .filter(|c| {
+                members
+                    .get(c.as_str())
+                    .is_some_and(|m| m.eligible.contains(&group))
+            })
             .map(String::as_str)
             .collect();
         let n = self.candidates.len() - usize::from(self.candidates.contains(exclude));
@@ -276,7 +286,11 @@ pub fn elect(members: &BTreeMap<String, MemberView<'_>>, scores: &mut HrwScores)
     let eligible_candidates = |group: &IpAddr| -> Vec<&str> {
         candidates
             .iter()
-            .filter(|c| members.get(c.as_str()).is_some_and(|m| m.eligible.contains(group)))
+            .filter(|c| {
+                members
+                    .get(c.as_str())
+                    .is_some_and(|m| m.eligible.contains(group))
+            })
             .map(String::as_str)
             .collect()
     };
@@ -290,7 +304,14 @@ pub fn elect(members: &BTreeMap<String, MemberView<'_>>, scores: &mut HrwScores)
             continue;
         }
         let eligible = eligible_candidates(&group);
-        if let Some(node) = pick(group, &eligible, &loads, placeable, candidates.len(), scores) {
+        if let Some(node) = pick(
+            group,
+            &eligible,
+            &loads,
+            placeable,
+            candidates.len(),
+            scores,
+        ) {
             if let Some(load) = loads.get_mut(&node) {
                 *load += 1;
             }
@@ -391,9 +412,10 @@ pub fn plan_rebalance(
     if !election.candidates.contains(self_id) {
         return None;
     }
-    let busy = election.groups.values().any(|o| {
-        o.assigned.is_some() || o.owner.as_ref().is_some_and(|w| w.handoff_to.is_some())
-    });
+    let busy = election
+        .groups
+        .values()
+        .any(|o| o.assigned.is_some() || o.owner.as_ref().is_some_and(|w| w.handoff_to.is_some()));
     if busy {
         return None;
     }

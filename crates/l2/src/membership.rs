@@ -28,8 +28,12 @@ use crate::wire::{Beat, HeartbeatPart, MacAddr};
 pub enum Liveness {
     Alive,
     /// Beating again after being dead or restarting; alive once `until` passes without a gap.
-    Joining { until: Duration },
-    Dead { since: Duration },
+    Joining {
+        until: Duration,
+    },
+    Dead {
+        since: Duration,
+    },
 }
 
 /// A claim as a peer last announced it.
@@ -340,13 +344,13 @@ impl HeartbeatTracker {
         let dead_after = self.timers.dead_after();
         self.peers
             .values()
-            .filter_map(|peer| match peer.liveness {
+            .map(|peer| match peer.liveness {
                 // Strictly after the dead interval, so one tick past it.
-                Liveness::Alive => Some(peer.last_heard + dead_after + Duration::from_micros(1)),
+                Liveness::Alive => peer.last_heard + dead_after + Duration::from_micros(1),
                 Liveness::Joining { until } => {
-                    Some(until.min(peer.last_heard + dead_after + Duration::from_micros(1)))
+                    until.min(peer.last_heard + dead_after + Duration::from_micros(1))
                 }
-                Liveness::Dead { since } => Some(since + self.timers.forget_after),
+                Liveness::Dead { since } => since + self.timers.forget_after,
             })
             .min()
     }

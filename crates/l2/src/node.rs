@@ -21,8 +21,7 @@ use crate::config::{
     ConfigError, GroupError, InterfaceFacts, L2Config, VipGroup, index_groups, index_interfaces,
 };
 use crate::election::{
-    Election, HrwScores, Ineligible, MemberState, MemberView, NotOwnerReason, elect,
-    plan_rebalance,
+    Election, HrwScores, Ineligible, MemberState, MemberView, NotOwnerReason, elect, plan_rebalance,
 };
 use crate::membership::{HeartbeatTracker, Liveness, PeerClaim};
 use crate::preflight::PreflightWarning;
@@ -56,7 +55,10 @@ pub enum SentKind {
     Reply,
     /// A gratuitous ARP or unsolicited NA for `group`; `first` marks the first frame after
     /// the group was taken: report its departure with [`L2Node::announce_sent`].
-    Announce { group: IpAddr, first: bool },
+    Announce {
+        group: IpAddr,
+        first: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -161,7 +163,8 @@ impl L2Node {
             len: config.key.len(),
         })?;
         let timers = config.timers;
-        let announce = AnnounceSchedule::new(config.announce.burst.clone(), config.announce.refresh);
+        let announce =
+            AnnounceSchedule::new(config.announce.burst.clone(), config.announce.refresh);
         Ok(L2Node {
             key,
             wall_origin,
@@ -272,7 +275,12 @@ impl L2Node {
     }
 
     /// The groups and interfaces the preflight checks need.
-    pub fn configured(&self) -> (&BTreeMap<IpAddr, VipGroup>, &BTreeMap<String, InterfaceFacts>) {
+    pub fn configured(
+        &self,
+    ) -> (
+        &BTreeMap<IpAddr, VipGroup>,
+        &BTreeMap<String, InterfaceFacts>,
+    ) {
         (&self.configured, &self.interfaces)
     }
 
@@ -553,7 +561,9 @@ impl L2Node {
     /// already stale: an isolated node never believes it holds a majority.
     fn hears_majority(&self, now: Duration) -> bool {
         let timers = &self.config.timers;
-        let fresh = timers.dead_after().saturating_sub(timers.heartbeat_interval);
+        let fresh = timers
+            .dead_after()
+            .saturating_sub(timers.heartbeat_interval);
         let peers = self.tracker.peers().values();
         let members = 1 + peers
             .clone()
@@ -691,7 +701,9 @@ impl L2Node {
         let mine: Vec<IpAddr> = self.claims.keys().copied().collect();
         for group in mine {
             let outcome = self.election.groups.get(&group);
-            let winner = outcome.and_then(|o| o.owner.as_ref()).map(|o| o.node.as_str());
+            let winner = outcome
+                .and_then(|o| o.owner.as_ref())
+                .map(|o| o.node.as_str());
             if winner == Some(me.as_str()) && my_eligible.contains(&group) {
                 let superseded = outcome.is_some_and(|o| !o.superseded.is_empty());
                 if let Some(claim) = self.claims.get_mut(&group) {
@@ -728,10 +740,7 @@ impl L2Node {
             };
             let reason = match &outcome.owner {
                 Some(owner) if owner.node != me && owner.handoff_to.as_deref() == Some(&me) => {
-                    let draining = self
-                        .tracker
-                        .peer(&owner.node)
-                        .is_some_and(|p| p.draining);
+                    let draining = self.tracker.peer(&owner.node).is_some_and(|p| p.draining);
                     Some(if draining {
                         OwnerReason::Drained {
                             from: owner.node.clone(),
@@ -849,16 +858,14 @@ impl L2Node {
     /// Updates each group's owner history from the current election.
     fn observe(&mut self, now: Duration) {
         let me = self.config.node_id.clone();
-        let groups: Vec<(IpAddr, Option<(String, u64, Option<String>)>, bool)> = self
+        let groups: Vec<(IpAddr, Option<OwnerEpoch>, bool)> = self
             .election
             .groups
             .iter()
             .map(|(g, o)| {
                 (
                     *g,
-                    o.owner
-                        .as_ref()
-                        .map(|w| (w.node.clone(), w.epoch, w.handoff_to.clone())),
+                    o.owner.as_ref().map(|w| (w.node.clone(), w.epoch)),
                     o.assigned.as_deref() == Some(me.as_str())
                         || o.owner
                             .as_ref()
@@ -900,7 +907,7 @@ impl L2Node {
                         }
                     }
                 }
-                Some((node, epoch, _)) => {
+                Some((node, epoch)) => {
                     if history.owner.as_deref() == Some(node.as_str()) {
                         history.epoch = epoch;
                         continue;
@@ -975,9 +982,7 @@ impl L2Node {
                 Liveness::Joining { .. } if !peer.claims.contains_key(&group) => {
                     LossCause::Restarted(previous.to_string())
                 }
-                _ if !peer.eligible.contains(&group) => {
-                    LossCause::Ineligible(previous.to_string())
-                }
+                _ if !peer.eligible.contains(&group) => LossCause::Ineligible(previous.to_string()),
                 _ => LossCause::Released,
             },
         }
@@ -989,7 +994,11 @@ impl L2Node {
         let expired: Vec<IpAddr> = self
             .claims
             .iter()
-            .filter(|(_, c)| c.handoff.as_ref().is_some_and(|h| now >= h.started + timeout))
+            .filter(|(_, c)| {
+                c.handoff
+                    .as_ref()
+                    .is_some_and(|h| now >= h.started + timeout)
+            })
             .map(|(g, _)| *g)
             .collect();
         for group in expired {
@@ -1327,6 +1336,9 @@ impl L2Node {
         }
     }
 }
+
+/// A group's winning claim, reduced to what history needs.
+type OwnerEpoch = (String, u64);
 
 /// Why a claim is dropped when another node's claim wins.
 const TAKEN_OVER: &str = "another claim wins";

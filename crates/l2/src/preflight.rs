@@ -96,7 +96,10 @@ impl fmt::Display for PreflightWarning {
                 "{vip} is configured on {interface}: the kernel answers neighbour solicitations for it too"
             ),
             PreflightWarning::ProxyArp { interface } => {
-                write!(f, "proxy_arp is on for {interface}: the kernel may answer for VIPs")
+                write!(
+                    f,
+                    "proxy_arp is on for {interface}: the kernel may answer for VIPs"
+                )
             }
             PreflightWarning::OutsideSubnets { vip, interface } => write!(
                 f,
@@ -134,42 +137,40 @@ pub fn check(
         };
         for &vip in &group.addresses {
             match vip {
-                IpAddr::V4(_) => {
-                    match (arp_ignore, proxy_arp) {
-                        (Some(arp_ignore), Some(proxy_arp)) => {
-                            for (holder, addresses) in &kernel.local_addresses {
-                                if addresses.contains(&vip)
-                                    && kernel_answers_arp(arp_ignore, holder == interface)
-                                {
-                                    warnings.insert(if holder == KUBE_IPVS {
-                                        PreflightWarning::IpvsHoldsVip {
-                                            vip,
-                                            interface: interface.to_string(),
-                                            arp_ignore,
-                                        }
-                                    } else {
-                                        PreflightWarning::KernelAnswersArp {
-                                            vip,
-                                            interface: interface.to_string(),
-                                            holder: holder.clone(),
-                                            arp_ignore,
-                                        }
-                                    });
-                                }
-                            }
-                            if proxy_arp {
-                                warnings.insert(PreflightWarning::ProxyArp {
-                                    interface: interface.to_string(),
+                IpAddr::V4(_) => match (arp_ignore, proxy_arp) {
+                    (Some(arp_ignore), Some(proxy_arp)) => {
+                        for (holder, addresses) in &kernel.local_addresses {
+                            if addresses.contains(&vip)
+                                && kernel_answers_arp(arp_ignore, holder == interface)
+                            {
+                                warnings.insert(if holder == KUBE_IPVS {
+                                    PreflightWarning::IpvsHoldsVip {
+                                        vip,
+                                        interface: interface.to_string(),
+                                        arp_ignore,
+                                    }
+                                } else {
+                                    PreflightWarning::KernelAnswersArp {
+                                        vip,
+                                        interface: interface.to_string(),
+                                        holder: holder.clone(),
+                                        arp_ignore,
+                                    }
                                 });
                             }
                         }
-                        _ => {
-                            warnings.insert(PreflightWarning::SysctlUnreadable {
+                        if proxy_arp {
+                            warnings.insert(PreflightWarning::ProxyArp {
                                 interface: interface.to_string(),
                             });
                         }
                     }
-                }
+                    _ => {
+                        warnings.insert(PreflightWarning::SysctlUnreadable {
+                            interface: interface.to_string(),
+                        });
+                    }
+                },
                 IpAddr::V6(_) => {
                     if kernel
                         .local_addresses

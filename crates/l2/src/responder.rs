@@ -25,8 +25,8 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::wire::{
-    ArpOperation, ArpPacket, EthernetHeader, Frame, MacAddr, NdpMessage, NdpPacket,
-    NeighborAdvert, arp_frame, ndp_frame, solicited_node,
+    ArpOperation, ArpPacket, EthernetHeader, Frame, MacAddr, NdpMessage, NdpPacket, NeighborAdvert,
+    arp_frame, ndp_frame, solicited_node,
 };
 
 /// ff02::1, all nodes (RFC 4291 §2.7.1).

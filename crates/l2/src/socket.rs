@@ -24,19 +24,19 @@ use tokio::io::unix::AsyncFd;
 
 /// `tcpdump -dd` of the filter above: (code, jt, jf, k).
 pub const FILTER: [(u16, u8, u8, u32); 13] = [
-    (0x28, 0, 0, 0xfffff004), // ldh [pkttype] (SKF_AD_OFF + SKF_AD_PKTTYPE)
+    (0x28, 0, 0, 0xfffff004),  // ldh [pkttype] (SKF_AD_OFF + SKF_AD_PKTTYPE)
     (0x15, 10, 0, 0x00000004), // jeq PACKET_OUTGOING → drop
-    (0x28, 0, 0, 0x0000000c), // ldh [12] EtherType
-    (0x15, 7, 0, 0x00000806), // ARP → accept
-    (0x15, 0, 5, 0x000086dd), // IPv6?
-    (0x30, 0, 0, 0x00000014), // ldb [20] next header
-    (0x15, 0, 5, 0x0000003a), // ICMPv6?
-    (0x30, 0, 0, 0x00000036), // ldb [54] ICMPv6 type
-    (0x15, 2, 0, 0x00000087), // 135 NS → accept
-    (0x15, 1, 2, 0x00000088), // 136 NA → accept
-    (0x15, 0, 1, 0x000088b5), // heartbeat → accept
-    (0x06, 0, 0, 0x00040000), // accept (snap 256 KiB)
-    (0x06, 0, 0, 0x00000000), // drop
+    (0x28, 0, 0, 0x0000000c),  // ldh [12] EtherType
+    (0x15, 7, 0, 0x00000806),  // ARP → accept
+    (0x15, 0, 5, 0x000086dd),  // IPv6?
+    (0x30, 0, 0, 0x00000014),  // ldb [20] next header
+    (0x15, 0, 5, 0x0000003a),  // ICMPv6?
+    (0x30, 0, 0, 0x00000036),  // ldb [54] ICMPv6 type
+    (0x15, 2, 0, 0x00000087),  // 135 NS → accept
+    (0x15, 1, 2, 0x00000088),  // 136 NA → accept
+    (0x15, 0, 1, 0x000088b5),  // heartbeat → accept
+    (0x06, 0, 0, 0x00040000),  // accept (snap 256 KiB)
+    (0x06, 0, 0, 0x00000000),  // drop
 ];
 
 const ETH_P_ALL: u16 = 0x0003;
@@ -77,7 +77,7 @@ impl PacketSocket {
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut guard = self.fd.readable().await?;
-            match guard.try_io(|inner| (&*inner.get_ref()).read(buf)) {
+            match guard.try_io(|inner| inner.get_ref().read(buf)) {
                 Ok(result) => return result,
                 Err(_would_block) => continue,
             }
@@ -136,9 +136,10 @@ impl MulticastMemberships {
         }
         let socket = match &self.socket {
             Some(s) => s,
-            None => self
-                .socket
-                .insert(Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?),
+            None => {
+                self.socket
+                    .insert(Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?)
+            }
         };
         socket.join_multicast_v6(&group, ifindex)?;
         self.joined.insert((group, ifindex), 1);
@@ -206,7 +207,7 @@ mod tests {
         let output = std::process::Command::new("tcpdump")
             .args(["-i", "lo", "-dd", EXPRESSION])
             .output();
-        let Ok(output) = output.filter(|o| o.status.success()) else {
+        let Some(output) = output.ok().filter(|o| o.status.success()) else {
             // Without tcpdump the constants are checked by behaviour below.
             eprintln!("tcpdump not available: filter checked by behaviour only");
             return;

@@ -21,17 +21,29 @@ pub enum OwnerReason {
     Elected,
     /// Already owned when this node first saw the group; kept because claims are sticky.
     Sticky,
-    TookOverFromDead { previous: String },
+    TookOverFromDead {
+        previous: String,
+    },
     /// The previous owner restarted (its claims died with the old run).
-    TookOverFromRestarted { previous: String },
+    TookOverFromRestarted {
+        previous: String,
+    },
     /// The previous owner lost eligibility (carrier down, no longer configured).
-    TookOverFromIneligible { previous: String },
+    TookOverFromIneligible {
+        previous: String,
+    },
     /// Planned rebalance.
-    HandOff { from: String },
+    HandOff {
+        from: String,
+    },
     /// The previous owner drained.
-    Drained { from: String },
+    Drained {
+        from: String,
+    },
     /// Several owners after a partition; this one had the higher epoch or score.
-    ConflictResolved { loser: String },
+    ConflictResolved {
+        loser: String,
+    },
 }
 
 impl OwnerReason {
@@ -54,10 +66,14 @@ impl OwnerReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodePhase {
     /// Just started: learning claims before making any.
-    Listening { until: SystemTime },
+    Listening {
+        until: SystemTime,
+    },
     Active,
     /// Handing everything off.
-    Draining { deadline: SystemTime },
+    Draining {
+        deadline: SystemTime,
+    },
 }
 
 /// One group, as this node sees it.

@@ -4,6 +4,8 @@
 //! exceeds ⌈V/N⌉ only with groups nobody else had room for; conflicts resolve by provisional
 //! flag, epoch, then score.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -27,7 +29,10 @@ impl Segment {
     fn new(nodes: usize, groups: usize, eligible: impl Fn(usize, usize) -> bool) -> Segment {
         let names: Vec<String> = (0..nodes).map(|n| format!("node-{n}")).collect();
         Segment {
-            state: names.iter().map(|n| (n.clone(), MemberState::Alive)).collect(),
+            state: names
+                .iter()
+                .map(|n| (n.clone(), MemberState::Alive))
+                .collect(),
             eligible: names
                 .iter()
                 .enumerate()
@@ -193,7 +198,10 @@ proptest! {
 fn twelve_groups_on_three_nodes_are_four_four_four_then_six_six() {
     let mut seg = Segment::new(3, 12, |_, _| true);
     let e = seg.converge();
-    assert_eq!(seg.loads(&e).values().copied().collect::<Vec<_>>(), [4, 4, 4]);
+    assert_eq!(
+        seg.loads(&e).values().copied().collect::<Vec<_>>(),
+        [4, 4, 4]
+    );
     seg.state.insert("node-2".into(), MemberState::Dead);
     let e = seg.converge();
     assert_eq!(seg.loads(&e).values().copied().collect::<Vec<_>>(), [6, 6]);
@@ -237,8 +245,14 @@ fn rebalance_is_planned_by_the_most_loaded_node_towards_a_settled_light_one() {
     let young = |_: &str| Some(std::time::Duration::from_secs(5));
     let old = |_: &str| Some(std::time::Duration::from_secs(100));
     let mut scores = HrwScores::default();
-    assert_eq!(plan_rebalance(&e, &members, "node-0", settle, young, &mut scores), None);
-    assert_eq!(plan_rebalance(&e, &members, "node-1", settle, old, &mut scores), None);
+    assert_eq!(
+        plan_rebalance(&e, &members, "node-0", settle, young, &mut scores),
+        None
+    );
+    assert_eq!(
+        plan_rebalance(&e, &members, "node-1", settle, old, &mut scores),
+        None
+    );
     let (g, to) = plan_rebalance(&e, &members, "node-0", settle, old, &mut scores).unwrap();
     assert_eq!(to, "node-1");
     assert!(seg.claims["node-0"].contains_key(&g));

@@ -4,6 +4,8 @@
 //! Needs root (namespaces, AF_PACKET). Namespaces are named `l2t-<pid>-<n><role>` and removed
 //! by a guard even when a test fails.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::{IpAddr, Ipv6Addr};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,8 +15,7 @@ use std::time::{Duration, Instant};
 
 use ferrolb_l2::socket::PacketSocket;
 use ferrolb_l2::wire::{
-    Frame, MacAddr, NdpMessage, NdpPacket, NeighborSolicit, decode_frame, ndp_frame,
-    solicited_node,
+    Frame, MacAddr, NdpMessage, NdpPacket, NeighborSolicit, decode_frame, ndp_frame, solicited_node,
 };
 use ferrolb_l2::{InterfaceFacts, L2Announcer, L2Config, L2Status, VipGroup};
 use tokio::sync::{oneshot, watch};
@@ -145,7 +146,10 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        panic!("{what}: not within {timeout:?}: {:#?}", *self.status.borrow());
+        panic!(
+            "{what}: not within {timeout:?}: {:#?}",
+            *self.status.borrow()
+        );
     }
 
     fn kill(&mut self) {
@@ -204,12 +208,13 @@ fn unicast_solicit(
                     source_lla: with_slla.then_some(interface.mac),
                 }),
             };
-            socket.try_send(&ndp_frame(owner, interface.mac, &ns)).unwrap();
+            socket
+                .try_send(&ndp_frame(owner, interface.mac, &ns))
+                .unwrap();
             let mut adverts = Vec::new();
             let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
             let mut buf = vec![0u8; 2048];
-            while let Ok(Ok(len)) = tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await
-            {
+            while let Ok(Ok(len)) = tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
                 if let Ok(Frame::Ndp(eth, packet)) = decode_frame(&buf[..len])
                     && matches!(packet.message, NdpMessage::Advert(_))
                 {
@@ -250,11 +255,20 @@ fn a_client_gets_exactly_one_answer_from_the_owner_for_arp_ndp_and_unicast_ns() 
         s.counters.unsolicited_adverts_sent == 6
     });
 
-    let arping = in_ns(&client, &["arping", "-c", "3", "-i", "eth0", "198.51.100.10"]);
-    let replies: Vec<&str> = arping.lines().filter(|l| l.contains("bytes from")).collect();
+    let arping = in_ns(
+        &client,
+        &["arping", "-c", "3", "-i", "eth0", "198.51.100.10"],
+    );
+    let replies: Vec<&str> = arping
+        .lines()
+        .filter(|l| l.contains("bytes from"))
+        .collect();
     assert_eq!(replies.len(), 3, "{arping}");
     for line in &replies {
-        assert!(line.contains(&format!("from {mac} (198.51.100.10)")), "{line}");
+        assert!(
+            line.contains(&format!("from {mac} (198.51.100.10)")),
+            "{line}"
+        );
     }
 
     let ndisc = in_ns(
@@ -294,7 +308,10 @@ fn a_client_gets_exactly_one_answer_from_the_owner_for_arp_ndp_and_unicast_ns() 
 
     let status = running.status.borrow().clone();
     assert!(status.requests_answered[&v4] >= 3, "{status:#?}");
-    assert!(status.requests_answered[&IpAddr::V6(v6)] >= 3, "{status:#?}");
+    assert!(
+        status.requests_answered[&IpAddr::V6(v6)] >= 3,
+        "{status:#?}"
+    );
     assert!(status.counters.gratuitous_arps_sent >= 2);
     assert_eq!(status.claim_to_first_announce.count, 1);
     assert!(status.conflicts.is_empty(), "{:?}", status.conflicts);
@@ -315,12 +332,16 @@ fn a_foreign_responder_is_reported_as_a_conflict() {
     let group = VipGroup::new(["198.51.100.20".parse().unwrap()], "eth0").unwrap();
     let key = group.key;
     let running = Running::start(&node, "node-a", node_if, vec![group]);
-    running.wait_for("owning", Duration::from_secs(5), |s| s.owned().contains(&key));
+    running.wait_for("owning", Duration::from_secs(5), |s| {
+        s.owned().contains(&key)
+    });
     // The client configures the VIP itself and announces it (as a misconfigured host would).
     addr(&client, "eth0", "198.51.100.20/24");
     // Unanswered by design (arping then exits 1), so only the frames matter.
     let _ = Command::new("ip")
-        .args(["netns", "exec", &client, "arping", "-U", "-c", "2", "-i", "eth0"])
+        .args([
+            "netns", "exec", &client, "arping", "-U", "-c", "2", "-i", "eth0",
+        ])
         .args(["-S", "198.51.100.20", "198.51.100.20"])
         .output();
     running.wait_for("conflict seen", Duration::from_secs(3), |s| {
@@ -382,20 +403,34 @@ fn two_announcers_on_a_bridge_fail_over_when_the_owner_dies() {
     // The client learns node-1's MAC for one of its VIPs (both families).
     let victim = *owned_by_1.first().unwrap();
     let group = groups.iter().find(|g| g.key == victim).unwrap();
-    let v4 = group.addresses.iter().find(|a| a.is_ipv4()).unwrap().to_string();
-    let v6 = group.addresses.iter().find(|a| a.is_ipv6()).unwrap().to_string();
+    let v4 = group
+        .addresses
+        .iter()
+        .find(|a| a.is_ipv4())
+        .unwrap()
+        .to_string();
+    let v6 = group
+        .addresses
+        .iter()
+        .find(|a| a.is_ipv6())
+        .unwrap()
+        .to_string();
     let _ = Command::new("ip")
         .args(["netns", "exec", &client, "ping", "-c", "1", "-W", "1", &v4])
         .output();
     let _ = Command::new("ip")
-        .args(["netns", "exec", &client, "ping", "-6", "-c", "1", "-W", "1", &v6])
+        .args([
+            "netns", "exec", &client, "ping", "-6", "-c", "1", "-W", "1", &v6,
+        ])
         .output();
     let neigh = in_ns(&client, &["ip", "neigh", "show", &v4]);
     assert!(neigh.contains(&f1.mac.to_string()), "{neigh}");
 
     let killed = Instant::now();
     a1.kill();
-    a2.wait_for("taken over", Duration::from_secs(3), |s| s.owned().contains(&victim));
+    a2.wait_for("taken over", Duration::from_secs(3), |s| {
+        s.owned().contains(&victim)
+    });
     let gap = killed.elapsed();
     let status = a2.status.borrow().clone();
     println!(
@@ -410,7 +445,10 @@ fn two_announcers_on_a_bridge_fail_over_when_the_owner_dies() {
         let n4 = in_ns(&client, &["ip", "neigh", "show", &v4]);
         let n6 = in_ns(&client, &["ip", "-6", "neigh", "show", &v6]);
         if n4.contains(&f2.mac.to_string()) && n6.contains(&f2.mac.to_string()) {
-            println!("client caches updated {:?} after the kill", killed.elapsed());
+            println!(
+                "client caches updated {:?} after the kill",
+                killed.elapsed()
+            );
             break;
         }
         assert!(

@@ -1,6 +1,8 @@
 //! Whole segments of `L2Node`s on a virtual clock: starts, deaths, restarts, flapping links,
 //! partitions, hand-offs, drains, wrong keys and replays.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -14,7 +16,13 @@ use ferrolb_l2::status::{NodePhase, OwnerReason};
 fn assert_single_owners(sim: &Sim, groups: usize) {
     for g in v4_groups(groups) {
         let owners = sim.owners(g.key);
-        assert_eq!(owners.len(), 1, "group {} owners {owners:?} at {:?}", g.key, sim.now);
+        assert_eq!(
+            owners.len(),
+            1,
+            "group {} owners {owners:?} at {:?}",
+            g.key,
+            sim.now
+        );
         for (i, n) in sim.nodes.iter().enumerate() {
             // A node without carrier hears nobody; its view is stale by design.
             if n.node.is_some() && n.carrier {
@@ -59,7 +67,11 @@ fn simultaneous_starts_spread_twelve_groups_four_four_four() {
     assert_eq!(loads, vec![4, 4, 4]);
     // Nobody claimed while listening and nobody took anything back.
     let claims = sim.events.iter().filter(|e| e.owned).count();
-    assert_eq!(claims, 12, "each group claimed exactly once: {:?}", sim.events);
+    assert_eq!(
+        claims, 12,
+        "each group claimed exactly once: {:?}",
+        sim.events
+    );
     for e in &sim.events {
         assert!(e.at >= ms(600), "claimed while listening: {e:?}");
     }
@@ -132,7 +144,10 @@ fn when_one_of_three_dies_twelve_groups_become_six_six() {
     sim.kill(1);
     sim.run_for(secs(2));
     assert_single_owners(&sim, 12);
-    assert_eq!(sim.loads().values().copied().collect::<Vec<_>>(), vec![6, 6]);
+    assert_eq!(
+        sim.loads().values().copied().collect::<Vec<_>>(),
+        vec![6, 6]
+    );
     // Only the dead node's groups moved.
     for (group, owner) in before {
         if owner != "node-b" {
@@ -154,7 +169,11 @@ fn a_killed_node_that_restarts_takes_nothing_back() {
     sim.start(0);
     sim.run_for(secs(20));
     assert_single_owners(&sim, 12);
-    let moves: Vec<_> = sim.events.iter().filter(|e| e.at > after_takeover).collect();
+    let moves: Vec<_> = sim
+        .events
+        .iter()
+        .filter(|e| e.at > after_takeover)
+        .collect();
     assert!(moves.is_empty(), "moves after the restart: {moves:?}");
     assert!(sim.nodes[0].owned.is_empty());
     let status = sim.status(0);
@@ -264,7 +283,11 @@ fn a_two_node_partition_heals_to_one_owner_per_group_and_originals_win() {
         .map(|e| e.at)
         .max()
         .unwrap();
-    assert!(last_release - healed < ms(250), "{:?}", last_release - healed);
+    assert!(
+        last_release - healed < ms(250),
+        "{:?}",
+        last_release - healed
+    );
 }
 
 #[test]
@@ -279,7 +302,12 @@ fn after_a_partition_the_majority_side_keeps_the_minority_nodes_groups() {
     sim.run_for(secs(5));
     // The minority node keeps answering what it had and provisionally takes the rest.
     assert_eq!(sim.nodes[2].owned.len(), 12);
-    let provisional = sim.status(2).groups.values().filter(|g| g.provisional).count();
+    let provisional = sim
+        .status(2)
+        .groups
+        .values()
+        .filter(|g| g.provisional)
+        .count();
     assert_eq!(provisional, 12 - c_groups.len());
     sim.isolate(2, false);
     sim.run_for(secs(1));
@@ -332,7 +360,10 @@ fn a_node_that_joins_later_gets_groups_by_rate_limited_hand_offs() {
     sim.start(0);
     sim.start(1);
     sim.run_for(secs(2));
-    assert_eq!(sim.loads().values().copied().collect::<Vec<_>>(), vec![6, 6]);
+    assert_eq!(
+        sim.loads().values().copied().collect::<Vec<_>>(),
+        vec![6, 6]
+    );
     sim.start(2);
     let joined = sim.now;
     sim.run_for(secs(4));
@@ -340,7 +371,10 @@ fn a_node_that_joins_later_gets_groups_by_rate_limited_hand_offs() {
     assert!(sim.nodes[2].owned.is_empty());
     sim.run_for(secs(30));
     assert_single_owners(&sim, 12);
-    assert_eq!(sim.loads().values().copied().collect::<Vec<_>>(), vec![4, 4, 4]);
+    assert_eq!(
+        sim.loads().values().copied().collect::<Vec<_>>(),
+        vec![4, 4, 4]
+    );
     let moves: Vec<_> = sim
         .events
         .iter()
@@ -392,11 +426,7 @@ fn drain_hands_every_group_over_before_letting_go() {
     sim.run_for(secs(2));
     let mine: Vec<IpAddr> = sim.nodes[0].owned.iter().copied().collect();
     let at = sim.now;
-    let out = sim.nodes[0]
-        .node
-        .as_mut()
-        .unwrap()
-        .begin_drain(at, secs(2));
+    let out = sim.nodes[0].node.as_mut().unwrap().begin_drain(at, secs(2));
     // Drive the outputs through the simulated wire.
     common::sim_feed(&mut sim, 0, out);
     sim.run_for(ms(100));
@@ -471,7 +501,11 @@ fn replayed_heartbeats_neither_count_nor_keep_a_dead_node_alive() {
     let beat = out
         .iter()
         .find_map(|o| match o {
-            ferrolb_l2::node::Output::Send { frame, kind: ferrolb_l2::node::SentKind::Heartbeat, .. } => Some(frame.clone()),
+            ferrolb_l2::node::Output::Send {
+                frame,
+                kind: ferrolb_l2::node::SentKind::Heartbeat,
+                ..
+            } => Some(frame.clone()),
             _ => None,
         })
         .expect("a beat");
@@ -492,7 +526,11 @@ fn replayed_heartbeats_neither_count_nor_keep_a_dead_node_alive() {
         ferrolb_l2::status::MemberLiveness::Dead
     );
     assert_eq!(sim.nodes[0].owned.len(), 2);
-    assert!(sim.events.iter().any(|e| e.owned && e.node == "node-a" && e.at > killed));
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| e.owned && e.node == "node-a" && e.at > killed)
+    );
 }
 
 #[test]
@@ -507,7 +545,10 @@ fn heartbeat_rtt_is_measured_per_peer() {
     for peer in ["node-b", "node-c"] {
         let rtt = status.members[peer].rtt.expect("rtt");
         // Two hops of 2 ms; echoes carry the holding time in whole microseconds.
-        assert!(rtt >= ms(4) - Duration::from_micros(2) && rtt <= ms(4), "{rtt:?}");
+        assert!(
+            rtt >= ms(4) - Duration::from_micros(2) && rtt <= ms(4),
+            "{rtt:?}"
+        );
         assert_eq!(status.members[peer].beats_lost, 0);
     }
 }

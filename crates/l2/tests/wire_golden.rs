@@ -3,6 +3,8 @@
 //! hand from RFC 826, RFC 5227 and RFC 4861. The announcer must decode the captures and, asked
 //! the same questions, answer byte for byte as the kernel does.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -76,7 +78,10 @@ fn the_arp_reply_to_arping_equals_the_kernels_byte_for_byte() {
     let decoded = decode_frame(&frame).unwrap();
     let response = respond(&decoded, VIP_MAC, &owned(), &owned());
     assert_eq!(response.replies.len(), 1);
-    assert_eq!(hex::encode(&response.replies[0].frame), hex::encode(bytes(KERNEL_ARP_REPLY)));
+    assert_eq!(
+        hex::encode(&response.replies[0].frame),
+        hex::encode(bytes(KERNEL_ARP_REPLY))
+    );
 }
 
 #[test]
@@ -103,7 +108,10 @@ fn the_advert_answering_ndisc6_equals_the_kernels_byte_for_byte() {
     let decoded = decode_frame(&frame).unwrap();
     let response = respond(&decoded, VIP_MAC, &owned(), &owned());
     assert_eq!(response.replies.len(), 1);
-    assert_eq!(hex::encode(&response.replies[0].frame), hex::encode(bytes(KERNEL_NA)));
+    assert_eq!(
+        hex::encode(&response.replies[0].frame),
+        hex::encode(bytes(KERNEL_NA))
+    );
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! (etherparse and smoltcp) read the same fields and accept the checksum; whatever they accept
 //! from random field values, we decode the same; and encode/decode round-trips.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
@@ -41,7 +43,13 @@ fn arp() -> impl Strategy<Value = ArpPacket> {
 
 /// NS/NA that satisfy RFC 4861 §7.1 (what our decoder accepts).
 fn ndp() -> impl Strategy<Value = NdpPacket> {
-    let ns = (unicast_v6(), unicast_v6(), proptest::option::of(mac()), any::<bool>(), any::<bool>())
+    let ns = (
+        unicast_v6(),
+        unicast_v6(),
+        proptest::option::of(mac()),
+        any::<bool>(),
+        any::<bool>(),
+    )
         .prop_map(|(src, target, lla, dad, to_group)| {
             let (src, lla) = if dad {
                 (Ipv6Addr::UNSPECIFIED, None)

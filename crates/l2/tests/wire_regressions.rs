@@ -1,5 +1,7 @@
 //! Malformed frames, each with the exact error it must produce.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::Ipv6Addr;
 
 use ferrolb_l2::wire::heartbeat::{HeartbeatError, HeartbeatKey};
@@ -41,7 +43,11 @@ fn ns(src: &str, dst: Ipv6Addr, lla: Option<MacAddr>) -> Vec<u8> {
 }
 
 fn good_ns() -> Vec<u8> {
-    ns("2001:db8::3", solicited_node(v6("2001:db8::10")), Some(CLIENT))
+    ns(
+        "2001:db8::3",
+        solicited_node(v6("2001:db8::10")),
+        Some(CLIENT),
+    )
 }
 
 /// Rewrites the ICMPv6 checksum after an edit, so that the edit itself is what is tested.
@@ -66,7 +72,11 @@ fn malformed_frames_map_to_precise_errors() {
     use NdpError as N;
     let cases: Vec<(&str, Vec<u8>, WireError)> = vec![
         ("empty", vec![], WireError::ShortEthernet { len: 0 }),
-        ("13 octets", vec![0; 13], WireError::ShortEthernet { len: 13 }),
+        (
+            "13 octets",
+            vec![0; 13],
+            WireError::ShortEthernet { len: 13 },
+        ),
         (
             "IPv4",
             edited(arp_request(), |f| f[12..14].copy_from_slice(&[8, 0]), false),
@@ -84,7 +94,11 @@ fn malformed_frames_map_to_precise_errors() {
         ),
         (
             "ARP for IPv6",
-            edited(arp_request(), |f| f[16..18].copy_from_slice(&[0x86, 0xdd]), false),
+            edited(
+                arp_request(),
+                |f| f[16..18].copy_from_slice(&[0x86, 0xdd]),
+                false,
+            ),
             ArpError::ProtocolType(0x86dd).into(),
         ),
         (
@@ -115,7 +129,11 @@ fn malformed_frames_map_to_precise_errors() {
         (
             "payload length beyond the frame",
             edited(good_ns(), |f| f[19] = 40, false),
-            N::PayloadLength { declared: 40, available: 32 }.into(),
+            N::PayloadLength {
+                declared: 40,
+                available: 32,
+            }
+            .into(),
         ),
         (
             "hop-by-hop header",
@@ -140,7 +158,11 @@ fn malformed_frames_map_to_precise_errors() {
         (
             "bad checksum",
             edited(good_ns(), |f| f[57] ^= 0xff, false),
-            N::Checksum { found: 0x1bfe ^ 0xff, expected: 0x1bfe }.into(),
+            N::Checksum {
+                found: 0x1bfe ^ 0xff,
+                expected: 0x1bfe,
+            }
+            .into(),
         ),
         (
             "code 1",
@@ -149,10 +171,14 @@ fn malformed_frames_map_to_precise_errors() {
         ),
         (
             "ICMP shorter than 24",
-            edited(good_ns(), |f| {
-                f.truncate(54 + 20);
-                f[19] = 20;
-            }, true),
+            edited(
+                good_ns(),
+                |f| {
+                    f.truncate(54 + 20);
+                    f[19] = 20;
+                },
+                true,
+            ),
             N::ShortIcmp { len: 20 }.into(),
         ),
         (
@@ -168,32 +194,58 @@ fn malformed_frames_map_to_precise_errors() {
         (
             "option longer than the packet",
             edited(good_ns(), |f| f[79] = 2, true),
-            N::TruncatedOption { offset: 24, declared: 16, available: 8 }.into(),
+            N::TruncatedOption {
+                offset: 24,
+                declared: 16,
+                available: 8,
+            }
+            .into(),
         ),
         (
             "option header cut",
-            edited(good_ns(), |f| {
-                f.truncate(54 + 25);
-                f[19] = 25;
-            }, true),
-            N::TruncatedOption { offset: 24, declared: 2, available: 1 }.into(),
+            edited(
+                good_ns(),
+                |f| {
+                    f.truncate(54 + 25);
+                    f[19] = 25;
+                },
+                true,
+            ),
+            N::TruncatedOption {
+                offset: 24,
+                declared: 2,
+                available: 1,
+            }
+            .into(),
         ),
         (
             "link-layer option of 2 units",
-            edited(good_ns(), |f| {
-                f.extend_from_slice(&[0; 8]);
-                f[19] = 40;
-                f[79] = 2;
-            }, true),
-            N::LinkLayerOptionLength { offset: 24, units: 2 }.into(),
+            edited(
+                good_ns(),
+                |f| {
+                    f.extend_from_slice(&[0; 8]);
+                    f[19] = 40;
+                    f[79] = 2;
+                },
+                true,
+            ),
+            N::LinkLayerOptionLength {
+                offset: 24,
+                units: 2,
+            }
+            .into(),
         ),
         (
             "source link-layer option twice",
-            edited(good_ns(), |f| {
-                let option = f[78..86].to_vec();
-                f.extend_from_slice(&option);
-                f[19] = 40;
-            }, true),
+            edited(
+                good_ns(),
+                |f| {
+                    let option = f[78..86].to_vec();
+                    f.extend_from_slice(&option);
+                    f[19] = 40;
+                },
+                true,
+            ),
             N::DuplicateOption { option: 1 }.into(),
         ),
         (
@@ -236,10 +288,14 @@ fn the_unmodified_frames_of_the_table_decode() {
     assert!(decode_frame(&arp_request()).is_ok());
     assert!(decode_frame(&good_ns()).is_ok());
     // Unknown options are skipped (RFC 4861 §4.3).
-    let with_unknown = edited(good_ns(), |f| {
-        f.extend_from_slice(&[99, 1, 0, 0, 0, 0, 0, 0]);
-        f[19] = 40;
-    }, true);
+    let with_unknown = edited(
+        good_ns(),
+        |f| {
+            f.extend_from_slice(&[99, 1, 0, 0, 0, 0, 0, 0]);
+            f[19] = 40;
+        },
+        true,
+    );
     assert!(decode_frame(&with_unknown).is_ok());
     // Ethernet padding after the IPv6 payload is ignored.
     let mut padded = good_ns();
@@ -264,7 +320,11 @@ fn malformed_heartbeats_map_to_precise_errors() {
     let mut tampered = good.clone();
     tampered[20] ^= 1;
     let cases = [
-        ("short", good[..10].to_vec(), HeartbeatError::Short { len: 10 }),
+        (
+            "short",
+            good[..10].to_vec(),
+            HeartbeatError::Short { len: 10 },
+        ),
         ("magic", bad_magic, HeartbeatError::Magic(*b"XLL2")),
         ("version", bad_version, HeartbeatError::Version(2)),
         ("tampered", tampered, HeartbeatError::BadMac),

@@ -503,7 +503,10 @@ mod tests {
             seq: 42,
             listening: false,
             draining: true,
-            eligible: vec!["192.0.2.10".parse().unwrap(), "2001:db8::10".parse().unwrap()],
+            eligible: vec![
+                "192.0.2.10".parse().unwrap(),
+                "2001:db8::10".parse().unwrap(),
+            ],
             claims: vec![
                 BeatClaim {
                     group: "192.0.2.10".parse().unwrap(),

@@ -167,7 +167,9 @@ pub enum Frame<'a> {
 pub enum WireError {
     #[error("frame of {len} octets is shorter than an Ethernet header (14)")]
     ShortEthernet { len: usize },
-    #[error("EtherType {0:#06x} is not ARP, IPv6 or the heartbeat type (VLAN tags are not accepted)")]
+    #[error(
+        "EtherType {0:#06x} is not ARP, IPv6 or the heartbeat type (VLAN tags are not accepted)"
+    )]
     UnexpectedEtherType(u16),
     #[error("ARP: {0}")]
     Arp(#[from] ArpError),

@@ -110,7 +110,9 @@ pub enum NdpError {
         declared: usize,
         available: usize,
     },
-    #[error("link-layer address option at ICMP offset {offset} has length {units} (Ethernet needs 1)")]
+    #[error(
+        "link-layer address option at ICMP offset {offset} has length {units} (Ethernet needs 1)"
+    )]
     LinkLayerOptionLength { offset: usize, units: u8 },
     #[error("link-layer address option type {option} appears twice")]
     DuplicateOption { option: u8 },

@@ -3,6 +3,8 @@
 //! stepped exactly when they ask to be (`next_wake`) or when a frame reaches them.
 
 #![allow(dead_code)]
+// Also compiled into the heartbeat bench, where the test-only allowances do not apply.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -39,13 +41,16 @@ pub struct SimNode {
     pub bytes_sent: u64,
 }
 
+/// A frame on the wire: arrival time, tie-breaker, destination node, bytes.
+type InFlight = (Duration, u64, usize, Vec<u8>);
+
 pub struct Sim {
     pub now: Duration,
     pub nodes: Vec<SimNode>,
     pub latency: Duration,
     /// Pairs (by index, lower first) whose link is cut.
     pub cut: BTreeSet<(usize, usize)>,
-    queue: BinaryHeap<Reverse<(Duration, u64, usize, Vec<u8>)>>,
+    queue: BinaryHeap<Reverse<InFlight>>,
     counter: u64,
     pub events: Vec<Event>,
     pub configure: fn(&mut L2Config),
@@ -55,8 +60,11 @@ pub struct Sim {
 pub fn v4_groups(n: usize) -> Vec<VipGroup> {
     (0..n)
         .map(|i| {
-            VipGroup::new([IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10 + i as u8))], IFACE)
-                .unwrap()
+            VipGroup::new(
+                [IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10 + i as u8))],
+                IFACE,
+            )
+            .unwrap()
         })
         .collect()
 }
@@ -214,7 +222,12 @@ impl Sim {
                 }
                 Output::Owned(group) => {
                     let n = &mut self.nodes[i];
-                    assert!(n.owned.insert(group.key), "{} owned {} twice", n.name, group.key);
+                    assert!(
+                        n.owned.insert(group.key),
+                        "{} owned {} twice",
+                        n.name,
+                        group.key
+                    );
                     self.events.push(Event {
                         at: self.now,
                         node: n.name.clone(),
@@ -224,7 +237,12 @@ impl Sim {
                 }
                 Output::Released(group) => {
                     let n = &mut self.nodes[i];
-                    assert!(n.owned.remove(&group.key), "{} released {} it did not own", n.name, group.key);
+                    assert!(
+                        n.owned.remove(&group.key),
+                        "{} released {} it did not own",
+                        n.name,
+                        group.key
+                    );
                     self.events.push(Event {
                         at: self.now,
                         node: n.name.clone(),
@@ -299,7 +317,11 @@ impl Sim {
     }
 
     pub fn status(&self, i: usize) -> L2Status {
-        self.nodes[i].node.as_ref().expect("running").status(self.now)
+        self.nodes[i]
+            .node
+            .as_ref()
+            .expect("running")
+            .status(self.now)
     }
 
     /// Ownership gains of `group` after `from`.
