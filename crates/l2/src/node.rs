@@ -310,8 +310,8 @@ impl L2Node {
             }
             Ok(frame) => {
                 match &frame {
-                    Frame::Arp(..) => self.counters.arp_requests_received += 1,
-                    Frame::Ndp(..) => self.counters.neighbor_solicits_received += 1,
+                    Frame::Arp(..) => self.counters.arp_frames_received += 1,
+                    Frame::Ndp(..) => self.counters.ndp_frames_received += 1,
                     Frame::Heartbeat(..) => {}
                 }
                 let owned: BTreeSet<IpAddr> = self

@@ -155,9 +155,11 @@ pub struct Counters {
     pub heartbeats_other_segment: u64,
     /// Beats with our node id but another incarnation: two nodes share a name.
     pub heartbeats_duplicate_node_id: u64,
-    pub arp_requests_received: u64,
+    /// ARP frames that passed the filter (requests, replies, gratuitous).
+    pub arp_frames_received: u64,
     pub arp_replies_sent: u64,
-    pub neighbor_solicits_received: u64,
+    /// Neighbor Solicitations and Advertisements that passed the filter.
+    pub ndp_frames_received: u64,
     pub neighbor_adverts_sent: u64,
     pub gratuitous_arps_sent: u64,
     pub unsolicited_adverts_sent: u64,

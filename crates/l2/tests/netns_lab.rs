@@ -17,7 +17,7 @@ use ferrolb_l2::socket::PacketSocket;
 use ferrolb_l2::wire::{
     Frame, MacAddr, NdpMessage, NdpPacket, NeighborSolicit, decode_frame, ndp_frame, solicited_node,
 };
-use ferrolb_l2::{InterfaceFacts, L2Announcer, L2Config, L2Status, VipGroup};
+use ferrolb_l2::{DrainReport, InterfaceFacts, L2Announcer, L2Config, L2Status, VipGroup};
 use tokio::sync::{oneshot, watch};
 
 const KEY: &[u8] = b"lab heartbeat key, thirty-two b!";
@@ -102,6 +102,7 @@ fn facts(ns: &str, name: &str, subnets: &[&str]) -> InterfaceFacts {
 /// crash (no drain).
 struct Running {
     status: watch::Receiver<L2Status>,
+    drain: tokio::sync::mpsc::UnboundedSender<(Duration, std_mpsc::Sender<DrainReport>)>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<Result<(), ferrolb_labtest::LabError>>>,
 }
@@ -109,7 +110,9 @@ struct Running {
 impl Running {
     fn start(ns: &str, node_id: &str, interface: InterfaceFacts, groups: Vec<VipGroup>) -> Running {
         let (status_tx, status_rx) = std_mpsc::channel();
-        let (stop, stopped) = oneshot::channel::<()>();
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let (drain, mut drains) =
+            tokio::sync::mpsc::unbounded_channel::<(Duration, std_mpsc::Sender<DrainReport>)>();
         let node_id = node_id.to_string();
         let thread = ferrolb_labtest::spawn_in_netns(ns, move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -123,7 +126,14 @@ impl Running {
                 announcer.set_interfaces(vec![interface]).await.unwrap();
                 announcer.set_eligible(groups).await.unwrap();
                 status_tx.send(announcer.status()).unwrap();
-                let _ = stopped.await;
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => break,
+                        Some((timeout, reply)) = drains.recv() => {
+                            let _ = reply.send(announcer.drain(timeout).await.unwrap());
+                        }
+                    }
+                }
                 // Dropped, not shut down: the task dies with the runtime, like SIGKILL.
                 drop(announcer);
             });
@@ -133,6 +143,7 @@ impl Running {
             .expect("announcer started");
         Running {
             status,
+            drain,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -459,4 +470,78 @@ fn two_announcers_on_a_bridge_fail_over_when_the_owner_dies() {
     }
     let arping = in_ns(&client, &["arping", "-c", "1", "-i", "br0", &v4]);
     assert!(arping.contains(&f2.mac.to_string()), "{arping}");
+}
+
+#[test]
+fn draining_the_owner_loses_no_arp_request() {
+    let mut lab = Lab::new();
+    let n1 = lab.ns("n1");
+    let n2 = lab.ns("n2");
+    let client = lab.ns("c");
+    in_ns(&client, &["ip", "link", "add", "br0", "type", "bridge"]);
+    in_ns(&client, &["ip", "link", "set", "br0", "up"]);
+    for (ns, port, ip) in [
+        (&n1, "p1", "198.51.100.11/24"),
+        (&n2, "p2", "198.51.100.12/24"),
+    ] {
+        veth(ns, "eth0", &client, port);
+        in_ns(&client, &["ip", "link", "set", port, "master", "br0"]);
+        addr(ns, "eth0", ip);
+    }
+    addr(&client, "br0", "198.51.100.3/24");
+    let subnets = ["198.51.100.0/24"];
+    let groups: Vec<VipGroup> = (0..4)
+        .map(|i| {
+            VipGroup::new([format!("198.51.100.{}", 20 + i).parse().unwrap()], "eth0").unwrap()
+        })
+        .collect();
+    let f1 = facts(&n1, "eth0", &subnets);
+    let f2 = facts(&n2, "eth0", &subnets);
+    let a1 = Running::start(&n1, "node-1", f1.clone(), groups.clone());
+    let a2 = Running::start(&n2, "node-2", f2.clone(), groups.clone());
+    let all = |s: &L2Status| {
+        groups
+            .iter()
+            .all(|g| s.groups.get(&g.key).is_some_and(|st| st.owner.is_some()))
+    };
+    a1.wait_for("all owned", Duration::from_secs(5), all);
+    a2.wait_for("all owned", Duration::from_secs(5), all);
+    let victim = *a1.status.borrow().owned().first().unwrap();
+    // 40 requests, 50 ms apart, while node-1 drains in the middle.
+    let pinger = {
+        let client = client.clone();
+        let vip = victim.to_string();
+        std::thread::spawn(move || {
+            Command::new("ip")
+                .args([
+                    "netns", "exec", &client, "arping", "-c", "40", "-W", "0.05", "-i", "br0", &vip,
+                ])
+                .output()
+                .unwrap()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    let (tx, rx) = std_mpsc::channel();
+    a1.drain.send((Duration::from_secs(3), tx)).unwrap();
+    let report = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    println!("drain: {report:?}");
+    assert_eq!(report.handed_over, report.owned_at_start);
+    assert_eq!(report.released, 0);
+    let out = pinger.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let from1 = text
+        .lines()
+        .filter(|l| l.contains(&format!("from {}", f1.mac)))
+        .count();
+    let from2 = text
+        .lines()
+        .filter(|l| l.contains(&format!("from {}", f2.mac)))
+        .count();
+    println!("arping during drain: {from1} answers from node-1, {from2} from node-2");
+    assert_eq!(from1 + from2, 40, "{text}");
+    assert!(
+        from1 > 0 && from2 > 0,
+        "the drain happened during the pings: {text}"
+    );
+    assert!(a2.status.borrow().owned().contains(&victim));
 }
