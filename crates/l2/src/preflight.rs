@@ -245,3 +245,169 @@ pub fn read_arp_sysctls_under<'a>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::MacAddr;
+
+    fn setup(vip: &str) -> (BTreeMap<IpAddr, VipGroup>, BTreeMap<String, InterfaceFacts>) {
+        let group = VipGroup::new([vip.parse().unwrap()], "eth0").unwrap();
+        let facts = InterfaceFacts {
+            name: "eth0".into(),
+            ifindex: 2,
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            carrier_up: true,
+            subnets: vec![
+                "198.51.100.0/24".parse().unwrap(),
+                "2001:db8::/64".parse().unwrap(),
+            ],
+        };
+        (
+            [(group.key, group)].into(),
+            [("eth0".to_string(), facts)].into(),
+        )
+    }
+
+    fn kernel(arp_ignore: u8, proxy_arp: bool, holder: &str, vip: &str) -> KernelView {
+        let sysctl = |ignore, proxy| ArpSysctls {
+            arp_ignore: Some(ignore),
+            proxy_arp: Some(proxy),
+        };
+        KernelView {
+            local_addresses: [(holder.to_string(), [vip.parse().unwrap()].into())].into(),
+            sysctls: [
+                ("all".to_string(), sysctl(0, false)),
+                ("eth0".to_string(), sysctl(arp_ignore, proxy_arp)),
+            ]
+            .into(),
+        }
+    }
+
+    #[test]
+    fn a_vip_on_a_dummy_with_arp_ignore_0_is_answered_by_the_kernel() {
+        let (groups, interfaces) = setup("198.51.100.10");
+        let warnings = check(
+            &groups,
+            &interfaces,
+            &kernel(0, false, "dummy0", "198.51.100.10"),
+        );
+        assert_eq!(
+            warnings,
+            vec![PreflightWarning::KernelAnswersArp {
+                vip: "198.51.100.10".parse().unwrap(),
+                interface: "eth0".into(),
+                holder: "dummy0".into(),
+                arp_ignore: 0,
+            }]
+        );
+    }
+
+    #[test]
+    fn arp_ignore_1_silences_the_kernel_unless_the_vip_is_on_the_announce_interface() {
+        let (groups, interfaces) = setup("198.51.100.10");
+        assert!(
+            check(
+                &groups,
+                &interfaces,
+                &kernel(1, false, "dummy0", "198.51.100.10")
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            check(
+                &groups,
+                &interfaces,
+                &kernel(1, false, "eth0", "198.51.100.10")
+            )
+            .len(),
+            1
+        );
+        assert!(
+            check(
+                &groups,
+                &interfaces,
+                &kernel(8, false, "eth0", "198.51.100.10")
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn kube_ipvs0_and_proxy_arp_are_named() {
+        let (groups, interfaces) = setup("198.51.100.10");
+        let warnings = check(
+            &groups,
+            &interfaces,
+            &kernel(0, true, KUBE_IPVS, "198.51.100.10"),
+        );
+        assert!(warnings.contains(&PreflightWarning::IpvsHoldsVip {
+            vip: "198.51.100.10".parse().unwrap(),
+            interface: "eth0".into(),
+            arp_ignore: 0,
+        }));
+        assert!(warnings.contains(&PreflightWarning::ProxyArp {
+            interface: "eth0".into()
+        }));
+    }
+
+    #[test]
+    fn an_ipv6_vip_on_the_announce_interface_and_a_vip_outside_the_subnets_are_reported() {
+        let (groups, interfaces) = setup("2001:db8::10");
+        let warnings = check(
+            &groups,
+            &interfaces,
+            &kernel(1, false, "eth0", "2001:db8::10"),
+        );
+        assert_eq!(
+            warnings,
+            vec![PreflightWarning::KernelAnswersNdp {
+                vip: "2001:db8::10".parse().unwrap(),
+                interface: "eth0".into()
+            }]
+        );
+        let (groups, interfaces) = setup("203.0.113.10");
+        let warnings = check(&groups, &interfaces, &kernel(1, false, "lo", "192.0.2.1"));
+        assert_eq!(
+            warnings,
+            vec![PreflightWarning::OutsideSubnets {
+                vip: "203.0.113.10".parse().unwrap(),
+                interface: "eth0".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn unreadable_sysctls_are_reported_not_guessed() {
+        let (groups, interfaces) = setup("198.51.100.10");
+        let view = KernelView::default();
+        assert_eq!(
+            check(&groups, &interfaces, &view),
+            vec![PreflightWarning::SysctlUnreadable {
+                interface: "eth0".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn sysctls_are_read_from_the_conf_directories() {
+        let root = std::env::temp_dir().join(format!("l2-preflight-{}", std::process::id()));
+        for (dir, ignore, proxy) in [("all", "0\n", "0\n"), ("eth0", "2\n", "1\n")] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+            std::fs::write(root.join(dir).join("arp_ignore"), ignore).unwrap();
+            std::fs::write(root.join(dir).join("proxy_arp"), proxy).unwrap();
+        }
+        let read = read_arp_sysctls_under(&root, ["eth0", "../etc", "missing"]);
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(
+            read["eth0"],
+            ArpSysctls {
+                arp_ignore: Some(2),
+                proxy_arp: Some(true)
+            }
+        );
+        assert_eq!(read["all"].arp_ignore, Some(0));
+        assert_eq!(read["missing"], ArpSysctls::default());
+        assert!(!read.contains_key("../etc"));
+    }
+}
