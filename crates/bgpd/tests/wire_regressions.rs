@@ -42,6 +42,7 @@ fn contexts() -> [CodecContext; 2] {
         CodecContext {
             four_octet_as: true,
             max_message_len: MAX_EXTENDED_MESSAGE_LEN,
+            ..CodecContext::default()
         },
     ]
 }
@@ -88,6 +89,29 @@ fn discard(error: UpdateError) -> RecoveredError {
     }
 }
 
+/// An internal peer's context (RFC 7606 §7.5, §7.9, §7.10 depend on it).
+fn ibgp() -> CodecContext {
+    CodecContext {
+        ibgp: true,
+        ..CodecContext::default()
+    }
+}
+
+/// An UPDATE announcing 10.0.0.0/8 with `attr_hex` and whichever of ORIGIN, AS_PATH and
+/// NEXT_HOP `attr_hex` does not start with, so an attribute error there has routes to
+/// withdraw (RFC 7606 §2) instead of being escalated for lack of NLRI (§5.2).
+fn routes_with(attr_hex: &str) -> Vec<u8> {
+    let attr = hex(attr_hex);
+    let mut attrs = String::new();
+    for (type_code, mandatory) in [(1u8, "40010100"), (2, "400200"), (3, "400304c0000201")] {
+        if attr.get(1) != Some(&type_code) {
+            attrs.push_str(mandatory);
+        }
+    }
+    attrs.push_str(&hex::encode(&attr));
+    update_parts("", &attrs, "08 0a")
+}
+
 /// Decodes under both contexts; they must agree (the input has no ASN-width dependence).
 fn decoded_update_both(bytes: &[u8]) -> Update {
     let [a, b] = contexts();
@@ -100,14 +124,26 @@ fn decoded_update_both(bytes: &[u8]) -> Update {
 // docs/bgp-wire.md, "Inputs every decoder must survive": the regression table
 
 #[test]
-fn as_path_with_a_dangling_byte_is_treat_as_withdraw() {
+fn as_path_with_a_dangling_byte_resets_without_nlri_and_is_treat_as_withdraw_with_it() {
     // The 29-byte message that hangs zettabgp.
     let bytes = hex("ffffffffffffffffffffffffffffffff001d0200000006400203020000");
     assert_eq!(bytes, update("0000 0006 40 02 03 02 00 00"));
+    // RFC 7606 §5.2: no NLRI, so nothing to treat as withdrawn: session reset with the
+    // NOTIFICATION the error names (Malformed AS_PATH).
+    let e = decode_err(&bytes);
+    assert!(matches!(
+        e,
+        DecodeError::Update(UpdateError::MalformedAsPath { type_code: 2, .. })
+    ));
+    assert_eq!(answer(&e), (3, 11, String::new()));
     for ctx in contexts() {
-        let u = decoded_update(&bytes, &ctx);
+        let u = decoded_update(&routes_with("40 02 03 02 00 00"), &ctx);
         assert!(u.treat_as_withdraw());
-        assert!(u.attributes.is_empty());
+        assert!(
+            !u.attributes
+                .iter()
+                .any(|a| matches!(a, PathAttribute::AsPath(_)))
+        );
         assert!(matches!(
             u.recovered_errors.as_slice(),
             [RecoveredError {
@@ -115,27 +151,26 @@ fn as_path_with_a_dangling_byte_is_treat_as_withdraw() {
                 error: UpdateError::MalformedAsPath { type_code: 2, .. }
             }]
         ));
-        // The NOTIFICATION it would have been: Malformed AS_PATH.
-        let n = u.recovered_errors[0].error.notification();
-        assert_eq!((n.code, n.subcode), (3, 11));
     }
 }
 
 #[test]
 fn as_path_segment_claiming_more_asns_than_present_is_treat_as_withdraw() {
-    let u = decoded_update_both(&update("0000 0005 40 02 02 02 01"));
-    assert_eq!(
-        u.recovered_errors,
-        vec![twa(UpdateError::MalformedAsPath {
-            type_code: 2,
-            reason: "segment has fewer ASNs than its count"
-        })]
-    );
+    let error = UpdateError::MalformedAsPath {
+        type_code: 2,
+        reason: "segment has fewer ASNs than its count",
+    };
+    let e = decode_err(&update("0000 0005 40 02 02 02 01"));
+    assert_eq!(e, DecodeError::Update(error.clone()));
+    let u = decoded_update_both(&routes_with("40 02 02 02 01"));
+    assert_eq!(u.recovered_errors, vec![twa(error)]);
 }
 
 #[test]
 fn communities_length_not_a_multiple_of_4_is_treat_as_withdraw() {
-    let u = decoded_update_both(&update("0000 0005 c0 08 02 0000"));
+    let e = decode_err(&update("0000 0005 c0 08 02 0000"));
+    assert_eq!(answer(&e), (3, 5, "c008020000".to_owned()));
+    let u = decoded_update_both(&routes_with("c0 08 02 0000"));
     assert!(u.treat_as_withdraw());
     assert_eq!(
         u.recovered_errors,
@@ -157,16 +192,29 @@ fn answer_of(u: &Update) -> (u8, u8, String) {
 
 #[test]
 fn large_communities_length_not_a_multiple_of_12_is_treat_as_withdraw() {
-    let u = decoded_update_both(&update("0000 0004 c0 20 01 00"));
+    let e = decode_err(&update("0000 0004 c0 20 01 00"));
+    assert_eq!(answer(&e), (3, 5, "c0200100".to_owned()));
+    let u = decoded_update_both(&routes_with("c0 20 01 00"));
     assert!(u.treat_as_withdraw());
     assert_eq!(answer_of(&u), (3, 5, "c0200100".to_owned()));
 }
 
 #[test]
-fn originator_id_too_short_is_treat_as_withdraw() {
-    let u = decoded_update_both(&update("0000 0004 80 09 01 00"));
-    assert!(u.treat_as_withdraw());
-    assert_eq!(answer_of(&u), (3, 5, "80090100".to_owned()));
+fn originator_id_too_short_is_discarded_from_ebgp_and_treat_as_withdraw_from_ibgp() {
+    let bytes = update("0000 0004 80 09 01 00");
+    // RFC 7606 §7.9: from an external peer, attribute discard.
+    for ctx in contexts() {
+        let u = decoded_update(&bytes, &ctx);
+        assert!(!u.treat_as_withdraw());
+        assert!(u.attributes.is_empty());
+        assert_eq!(u.recovered_errors[0].action, ErrorAction::AttributeDiscard);
+        assert_eq!(answer_of(&u), (3, 5, "80090100".to_owned()));
+    }
+    // From an internal peer, treat-as-withdraw; with no NLRI that is a session reset
+    // (RFC 7606 §5.2).
+    let e = decode_err_ctx(&bytes, &ibgp());
+    assert_eq!(answer(&e), (3, 5, "80090100".to_owned()));
+    assert!(decoded_update(&routes_with("80 09 01 00"), &ibgp()).treat_as_withdraw());
 }
 
 #[test]
@@ -294,6 +342,7 @@ fn update_over_4096_without_extended_message_is_bad_message_length() {
     let ext = CodecContext {
         four_octet_as: true,
         max_message_len: MAX_EXTENDED_MESSAGE_LEN,
+        ..CodecContext::default()
     };
     assert_eq!(frame_len(&bytes[..19], &ext), Ok(None));
     assert_eq!(frame_len(&bytes, &ext), Ok(Some(len)));
@@ -607,12 +656,13 @@ fn total_attribute_length_beyond_the_message_resets_with_malformed_attribute_lis
 }
 
 #[test]
-fn attribute_length_beyond_the_attribute_list_resets_with_malformed_attribute_list() {
-    // ORIGIN claims 2 octets; the list ends after 1; the rest would be NLRI.
-    let e = decode_err(&update("0000 0004 40010200 0000"));
-    assert_eq!(answer(&e), (3, 1, String::new()));
-    // Extended length header cut short.
+fn attribute_header_cut_short_without_nlri_resets_with_malformed_attribute_list() {
+    // RFC 7606 §4 makes it treat-as-withdraw, and with no NLRI §5.2 makes that a reset.
+    // Extended length header cut short:
     let e = decode_err(&update("0000 0003 500101"));
+    assert_eq!(answer(&e), (3, 1, String::new()));
+    // ORIGIN claiming 2 octets with 1 left in the list:
+    let e = decode_err(&update("0000 0004 40010200"));
     assert_eq!(answer(&e), (3, 1, String::new()));
 }
 
@@ -761,14 +811,14 @@ fn origin_value_3_is_treat_as_withdraw_with_invalid_origin() {
 
 #[test]
 fn origin_of_length_2_is_treat_as_withdraw() {
-    let u = decoded_update_both(&update_parts("", "4001020000", ""));
+    let u = decoded_update_both(&routes_with("4001020000"));
     assert_eq!(answer_of(&u), (3, 5, "4001020000".to_owned()));
     assert!(u.treat_as_withdraw());
 }
 
 #[test]
 fn next_hop_of_length_5_is_treat_as_withdraw() {
-    let u = decoded_update_both(&update_parts("", "400305c000020100", ""));
+    let u = decoded_update_both(&routes_with("400305c000020100"));
     assert!(u.treat_as_withdraw());
     assert_eq!(answer_of(&u).1, 5);
 }
@@ -792,25 +842,28 @@ fn next_hop_0_0_0_0_is_treat_as_withdraw_with_invalid_next_hop() {
 
 #[test]
 fn med_and_local_pref_of_wrong_length_are_treat_as_withdraw() {
-    for attr in ["800403000000", "4005050000000000"] {
-        let u = decoded_update_both(&update_parts("", attr, ""));
+    let u = decoded_update_both(&routes_with("800403000000"));
+    assert!(u.treat_as_withdraw());
+    assert_eq!(answer_of(&u).1, 5);
+    // LOCAL_PREF only from an internal peer (RFC 7606 §7.5).
+    let u = decoded_update(&routes_with("4005050000000000"), &ibgp());
+    assert!(u.treat_as_withdraw());
+    assert_eq!(answer_of(&u).1, 5);
+}
+
+#[test]
+fn cluster_list_empty_or_ragged_is_treat_as_withdraw_from_ibgp() {
+    for attr in ["800a00", "800a050a0000010a"] {
+        let u = decoded_update(&routes_with(attr), &ibgp());
         assert!(u.treat_as_withdraw(), "{attr}");
         assert_eq!(answer_of(&u).1, 5);
     }
 }
 
 #[test]
-fn cluster_list_empty_or_ragged_is_treat_as_withdraw() {
-    for attr in ["800a00", "800a050a0000010a"] {
-        let u = decoded_update_both(&update_parts("", attr, ""));
-        assert!(u.treat_as_withdraw(), "{attr}");
-    }
-}
-
-#[test]
 fn empty_communities_and_large_communities_are_treat_as_withdraw() {
     for attr in ["c00800", "c02000", "c01000", "c01004 00000000"] {
-        let u = decoded_update_both(&update_parts("", attr, ""));
+        let u = decoded_update_both(&routes_with(attr));
         assert!(u.treat_as_withdraw(), "{attr}");
     }
 }
@@ -865,7 +918,7 @@ fn as_path_errors_of_each_kind_are_treat_as_withdraw() {
     for value in ["02 00", "05 01 fde9", "02", "02 02 fde9"] {
         let v = hex(value);
         let attr = format!("4002 {:02x} {}", v.len(), hex::encode(&v));
-        let u = decoded_update(&update_parts("", &attr, ""), &CodecContext::default());
+        let u = decoded_update(&routes_with(&attr), &CodecContext::default());
         assert!(
             matches!(
                 u.recovered_errors.as_slice(),
@@ -881,17 +934,15 @@ fn as_path_errors_of_each_kind_are_treat_as_withdraw() {
 
 #[test]
 fn as_path_width_follows_the_context() {
-    let bytes = update_parts("", "4002 06 0201 fa56ea01", "");
+    let bytes = routes_with("4002 06 0201 fa56ea01");
     let [two, four] = contexts();
     // With 2-octet ASNs the segment claims 1 ASN and 2 octets are left over: malformed.
     assert!(decoded_update(&bytes, &two).treat_as_withdraw());
     let u = decoded_update(&bytes, &four);
-    assert_eq!(
-        u.attributes,
-        vec![PathAttribute::AsPath(AsPath {
-            segments: vec![AsSegment::Sequence(vec![4200000001])]
-        })]
-    );
+    assert!(u.recovered_errors.is_empty());
+    assert!(u.attributes.contains(&PathAttribute::AsPath(AsPath {
+        segments: vec![AsSegment::Sequence(vec![4200000001])]
+    })));
 }
 
 #[test]
@@ -929,15 +980,12 @@ fn mp_reach_with_wrong_flags_is_still_parsed_and_treat_as_withdraw() {
 
 #[test]
 fn partial_and_extended_length_bits_are_accepted_on_known_attributes() {
-    let u = decoded_update_both(&update_parts("", "e0080400010002 d0200000", ""));
+    let u = decoded_update_both(&routes_with("e0080400010002 d0200000"));
     // COMMUNITIES with Partial: fine. LARGE_COMMUNITIES with extended length 0: empty, so
     // malformed.
-    assert_eq!(
-        u.attributes,
-        vec![PathAttribute::Communities(vec![
-            ferrolb_bgpd::wire::Community(0x0001_0002)
-        ])]
-    );
+    assert!(u.attributes.contains(&PathAttribute::Communities(vec![
+        ferrolb_bgpd::wire::Community(0x0001_0002)
+    ])));
     assert!(u.treat_as_withdraw());
 }
 
@@ -1016,6 +1064,7 @@ fn encoding_too_much_is_an_error_never_a_wrapped_length() {
     let huge = CodecContext {
         four_octet_as: true,
         max_message_len: 1 << 20,
+        ..CodecContext::default()
     };
     let u = Message::Update(Update {
         attributes: vec![PathAttribute::Unknown(RawAttribute {

@@ -189,7 +189,10 @@ fn keepalive_in_open_confirm_establishes_with_negotiated_capabilities() {
         vec![Family::IPV4_UNICAST],
         "peer offered IPv4 only"
     );
-    assert_eq!(n.codec().max_message_len, crate::wire::MAX_MESSAGE_LEN);
+    assert_eq!(
+        n.codec(&config()).max_message_len,
+        crate::wire::MAX_MESSAGE_LEN
+    );
 }
 
 #[test]

@@ -163,6 +163,11 @@ pub enum UpdateError {
         expected: &'static str,
         attribute: Vec<u8>,
     },
+    /// RFC 4271 §5, §6.3: an attribute of a type we do not recognise arrived with the Optional
+    /// bit clear, i.e. claiming to be well-known. Every well-known attribute must be recognised
+    /// by every speaker, so this resets the session.
+    #[error("unrecognized well-known attribute type {type_code}")]
+    UnrecognizedWellKnownAttribute { type_code: u8, attribute: Vec<u8> },
     /// RFC 4271 §6.3, RFC 7606 §3 (d): ORIGIN, AS_PATH or NEXT_HOP is absent although the
     /// UPDATE carries reachable NLRI.
     #[error("missing well-known attribute type {type_code}")]
@@ -202,6 +207,9 @@ impl UpdateError {
             UpdateError::MalformedAttributeList { .. } | UpdateError::DuplicateAttribute { .. } => {
                 update_subcode::MALFORMED_ATTRIBUTE_LIST
             }
+            UpdateError::UnrecognizedWellKnownAttribute { .. } => {
+                update_subcode::UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE
+            }
             UpdateError::AttributeFlags { .. } => update_subcode::ATTRIBUTE_FLAGS_ERROR,
             UpdateError::AttributeLength { .. } => update_subcode::ATTRIBUTE_LENGTH_ERROR,
             UpdateError::MissingWellKnownAttribute { .. } => {
@@ -221,6 +229,7 @@ impl UpdateError {
             UpdateError::MalformedAttributeList { .. }
             | UpdateError::InvalidNetworkField { .. } => None,
             UpdateError::DuplicateAttribute { type_code }
+            | UpdateError::UnrecognizedWellKnownAttribute { type_code, .. }
             | UpdateError::AttributeFlags { type_code, .. }
             | UpdateError::AttributeLength { type_code, .. }
             | UpdateError::MissingWellKnownAttribute { type_code }
@@ -234,7 +243,10 @@ impl UpdateError {
     /// The NOTIFICATION this error calls for when it resets the session (RFC 4271 §6.3).
     pub fn notification(&self) -> Notification {
         let data = match self {
-            UpdateError::AttributeFlags { attribute, .. }
+            // RFC 4271 §6.3: for Unrecognized Well-known Attribute, as for the others here, the
+            // data is the attribute (type, length and value).
+            UpdateError::UnrecognizedWellKnownAttribute { attribute, .. }
+            | UpdateError::AttributeFlags { attribute, .. }
             | UpdateError::AttributeLength { attribute, .. }
             | UpdateError::InvalidOrigin { attribute, .. }
             | UpdateError::InvalidNextHop { attribute, .. }
