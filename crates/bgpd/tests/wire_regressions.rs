@@ -332,7 +332,10 @@ fn open_over_4096_is_bad_message_length_even_with_extended_messages() {
 
 #[test]
 fn update_over_4096_without_extended_message_is_bad_message_length() {
-    // 816 /32s: 19 + 4 + 4080 = 4103 octets. Fine once both sides sent capability 6.
+    // RFC 8654 §4: "If a BGP message with a Length greater than 4096 octets is received by a BGP
+    // listener who has not advertised the BGP Extended Message Capability, the listener will
+    // generate a NOTIFICATION with the Error Subcode set to Bad Message Length".
+    // 816 /32s: 19 + 4 + 4080 = 4103 octets. Fine once we sent capability 6.
     let bytes = update(&format!("0000 0000 {}", "20 0a000001 ".repeat(816)));
     let len = bytes.len();
     assert_eq!(len, 4103);
@@ -1086,4 +1089,267 @@ fn decoded_routes_of_a_valid_update_carry_no_recovered_errors() {
     let u = decoded_update_both(&bytes);
     assert!(u.recovered_errors.is_empty());
     assert_eq!(u.nlri, vec!["10.0.0.0/8".parse().unwrap()]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Findings of a hostile-peer probe: each test quotes the RFC text it holds us to.
+
+/// An UPDATE of 4103 octets: 816 /32s with no attributes.
+fn update_of_4103_octets() -> Vec<u8> {
+    update(&format!("0000 0000 {}", "20 0a000001 ".repeat(816)))
+}
+
+// RFC 8654 §4: "An implementation that advertises the BGP Extended Message Capability MUST be
+// capable of receiving a message with a length up to and including 65535 octets."
+#[test]
+fn update_over_4096_is_received_once_we_advertised_extended_messages_even_if_the_peer_did_not() {
+    let bytes = update_of_4103_octets();
+    let ours_only = CodecContext {
+        max_received_len: MAX_EXTENDED_MESSAGE_LEN,
+        ..CodecContext::default()
+    };
+    assert_eq!(frame_len(&bytes[..19], &ours_only), Ok(None));
+    assert_eq!(frame_len(&bytes, &ours_only), Ok(Some(4103)));
+    let u = decoded_update(&bytes, &ours_only);
+    assert_eq!(u.nlri.len(), 816);
+    // RFC 8654 §4: "A BGP speaker MAY send BGP Extended Messages to a peer only if the BGP
+    // Extended Message Capability was received from that peer."
+    assert_eq!(
+        Message::Update(u).encode(&ours_only),
+        Err(ferrolb_bgpd::wire::EncodeError::TooLong {
+            length: 4103,
+            max: 4096
+        })
+    );
+}
+
+/// ORIGIN, AS_PATH and NEXT_HOP, then `tail_hex` as the last bytes of the attribute list, then
+/// the NLRI 10.0.0.0/8.
+fn routes_with_attribute_tail(tail_hex: &str) -> Vec<u8> {
+    update_parts(
+        "",
+        &format!("{ORIGIN}{AS_PATH_EMPTY}{NEXT_HOP} {tail_hex}"),
+        "08 0a",
+    )
+}
+
+fn mandatory_attributes() -> Vec<PathAttribute> {
+    vec![
+        PathAttribute::Origin(Origin::Igp),
+        PathAttribute::AsPath(AsPath::default()),
+        PathAttribute::NextHop(Ipv4Addr::new(192, 0, 2, 1)),
+    ]
+}
+
+// RFC 7606 §4: "the length of the last encountered path attribute would cause the Total
+// Attribute Length to be exceeded when parsing the enclosed path attributes. [...] the
+// "treat-as-withdraw" approach MUST be used [...] and the Total Attribute Length MUST be relied
+// upon to enable the beginning of the NLRI field to be located."
+#[test]
+fn last_attribute_overrunning_the_total_attribute_length_is_treat_as_withdraw() {
+    // COMMUNITIES claims 8 octets; 4 are left in the list.
+    let u = decoded_update_both(&routes_with_attribute_tail("c008 08 00010002"));
+    assert_eq!(
+        u.recovered_errors,
+        vec![twa(UpdateError::MalformedAttributeList {
+            reason: "attribute length exceeds the attribute list"
+        })]
+    );
+    assert_eq!(answer_of(&u), (3, 1, String::new()));
+    assert_eq!(u.attributes, mandatory_attributes());
+    // The NLRI starts where the Total Attribute Length says, not where COMMUNITIES would end.
+    assert_eq!(u.nlri, vec!["10.0.0.0/8".parse().unwrap()]);
+}
+
+// RFC 7606 §4: "fewer than three octets remain (or fewer than four octets, if the Attribute
+// Flags field has the Extended Length bit set) when beginning to parse the attribute".
+#[test]
+fn fewer_octets_than_an_attribute_header_at_the_end_of_the_list_is_treat_as_withdraw() {
+    for tail in ["c0", "c008", "d00800"] {
+        let u = decoded_update_both(&routes_with_attribute_tail(tail));
+        assert_eq!(
+            u.recovered_errors,
+            vec![twa(UpdateError::MalformedAttributeList {
+                reason: "truncated attribute header"
+            })],
+            "{tail}"
+        );
+        assert_eq!(u.attributes, mandatory_attributes(), "{tail}");
+        assert_eq!(u.nlri, vec!["10.0.0.0/8".parse().unwrap()], "{tail}");
+    }
+}
+
+// RFC 7606 §7.11: a malformed MP_REACH_NLRI or MP_UNREACH_NLRI calls for AFI/SAFI disable or
+// session reset; cut short, its routes cannot be known, so treat-as-withdraw cannot cover them.
+#[test]
+fn last_mp_reach_or_mp_unreach_cut_short_still_resets_with_malformed_attribute_list() {
+    for tail in [
+        "800e 10 0002 01 10 20010db8",
+        "800f 05 0002",
+        "900e 00",
+        "800f",
+    ] {
+        let e = decode_err(&routes_with_attribute_tail(tail));
+        assert!(
+            matches!(
+                e,
+                DecodeError::Update(UpdateError::MalformedAttributeList { .. })
+            ),
+            "{tail}: {e:?}"
+        );
+        assert_eq!(answer(&e), (3, 1, String::new()), "{tail}");
+    }
+}
+
+// RFC 7606 §5.2: "if any path attribute errors are encountered in such an UPDATE message [path
+// attributes, but no NLRI, MP_REACH_NLRI or MP_UNREACH_NLRI] and if any encountered error
+// specifies an error-handling approach other than "attribute discard", then the "session reset"
+// approach MUST be used."
+#[test]
+fn attributes_without_nlri_and_a_treat_as_withdraw_error_reset_the_session() {
+    let e = decode_err(&update_parts(
+        "",
+        &format!("{ORIGIN}{AS_PATH_EMPTY} c00800"),
+        "",
+    ));
+    assert_eq!(answer(&e), (3, 5, "c00800".to_owned()));
+    // Withdrawn routes are not NLRI: the same attributes beside them still reset.
+    let e = decode_err(&update_parts(
+        "08 0a",
+        &format!("{ORIGIN}{AS_PATH_EMPTY} c00800"),
+        "",
+    ));
+    assert_eq!(answer(&e), (3, 5, "c00800".to_owned()));
+    // The first error that asked for more than discard names the NOTIFICATION.
+    let e = decode_err(&update_parts("", "40060100 4001020000 c00800", ""));
+    assert_eq!(answer(&e), (3, 5, "4001020000".to_owned()));
+}
+
+#[test]
+fn attributes_without_nlri_and_only_attribute_discard_errors_are_survived() {
+    let u = decoded_update_both(&update_parts(
+        "",
+        &format!("{ORIGIN} 40060100 {ORIGIN}"),
+        "",
+    ));
+    assert!(!u.treat_as_withdraw());
+    assert_eq!(u.attributes, vec![PathAttribute::Origin(Origin::Igp)]);
+    assert_eq!(u.recovered_errors.len(), 2);
+    assert!(
+        u.recovered_errors
+            .iter()
+            .all(|e| e.action == ErrorAction::AttributeDiscard)
+    );
+}
+
+#[test]
+fn treat_as_withdraw_beside_mp_reach_or_mp_unreach_is_not_escalated() {
+    // MP_UNREACH_NLRI withdrawing 2001:db8::/32 plus a malformed COMMUNITIES: there are routes
+    // to treat as withdrawn, so no §5.2 reset.
+    let u = decoded_update_both(&update_parts("", "800f 08 0002 01 20 20010db8 c00800", ""));
+    assert!(u.treat_as_withdraw());
+    assert!(
+        u.attributes
+            .iter()
+            .any(|a| matches!(a, PathAttribute::MpUnreach(mp) if mp.withdrawn.len() == 1))
+    );
+    // Likewise an MP_REACH_NLRI (here IPv4 via MP, so no NEXT_HOP attribute is needed).
+    let u = decoded_update_both(&update_parts(
+        "",
+        &format!("{ORIGIN}{AS_PATH_EMPTY} 800e 0b 0001 01 04 c0000201 00 08 0a c00800"),
+        "",
+    ));
+    assert!(u.treat_as_withdraw());
+}
+
+// RFC 4271 §5: "All well-known attributes MUST be recognized by all BGP implementations."
+// §6.3: "If any of the well-known mandatory attributes are not recognized, then the Error
+// Subcode MUST be set to Unrecognized Well-known Attribute. The Data field MUST contain the
+// unrecognized attribute (type, length, and value)."
+#[test]
+fn unknown_attribute_with_the_optional_bit_clear_is_unrecognized_well_known_attribute() {
+    for (attr, flags) in [("40 63 02 abcd", 0x40u8), ("50 63 0002 abcd", 0x50)] {
+        let e = decode_err(&routes_with(attr));
+        assert_eq!(
+            e,
+            DecodeError::Update(UpdateError::UnrecognizedWellKnownAttribute {
+                type_code: 99,
+                attribute: hex(attr),
+            }),
+            "{flags:#04x}"
+        );
+        assert_eq!(answer(&e), (3, 2, hex::encode(hex(attr))));
+    }
+    // Without routes it is no different: this is a reset, not a recovered error.
+    let e = decode_err(&update_parts("", "00 63 00", ""));
+    assert_eq!(answer(&e), (3, 2, "006300".to_owned()));
+}
+
+#[test]
+fn unknown_attribute_with_the_optional_bit_set_is_kept_raw() {
+    let u = decoded_update_both(&routes_with("c0 63 02 abcd"));
+    assert!(u.recovered_errors.is_empty());
+    assert!(u.attributes.contains(&PathAttribute::Unknown(RawAttribute {
+        flags: 0xc0,
+        type_code: 99,
+        value: hex("abcd"),
+    })));
+}
+
+// RFC 7606 §7.5: "If the LOCAL_PREF attribute is received from an external neighbor, it SHALL
+// be discarded using the approach of "attribute discard"; or if received from an internal
+// neighbor, it SHALL be considered malformed if its length is not equal to 4. If malformed, the
+// UPDATE message SHALL be handled using the approach of "treat-as-withdraw"." §7.9
+// (ORIGINATOR_ID) and §7.10 (CLUSTER_LIST) say the same.
+#[test]
+fn malformed_local_pref_originator_id_and_cluster_list_from_ebgp_are_attribute_discard() {
+    for (attr, type_code) in [
+        ("4005 03 000064", 5u8),
+        ("8009 03 c00002", 9),
+        ("800a 00", 10),
+        ("800a 05 c000020100", 10),
+        // Wrong flags (RFC 7606 §3 (c) defers to the attribute's own rule).
+        ("c005 04 00000064", 5),
+        ("4009 04 c0000201", 9),
+    ] {
+        let u = decoded_update_both(&routes_with(attr));
+        assert!(!u.treat_as_withdraw(), "{attr}");
+        assert_eq!(u.attributes, mandatory_attributes(), "{attr}");
+        assert!(
+            matches!(
+                u.recovered_errors.as_slice(),
+                [RecoveredError { action: ErrorAction::AttributeDiscard, error }]
+                    if error.type_code() == Some(type_code)
+            ),
+            "{attr}: {:?}",
+            u.recovered_errors
+        );
+        assert_eq!(u.nlri, vec!["10.0.0.0/8".parse().unwrap()]);
+    }
+}
+
+#[test]
+fn malformed_local_pref_originator_id_and_cluster_list_from_ibgp_are_treat_as_withdraw() {
+    for attr in [
+        "4005 03 000064",
+        "8009 03 c00002",
+        "800a 00",
+        "c005 04 00000064",
+    ] {
+        let u = decoded_update(&routes_with(attr), &ibgp());
+        assert!(u.treat_as_withdraw(), "{attr}");
+        assert!(
+            u.recovered_errors
+                .iter()
+                .all(|e| e.action == ErrorAction::TreatAsWithdraw),
+            "{attr}"
+        );
+    }
+}
+
+#[test]
+fn well_formed_local_pref_from_ebgp_is_kept_for_the_caller_to_ignore() {
+    let u = decoded_update_both(&routes_with("4005 04 00000064"));
+    assert!(u.recovered_errors.is_empty());
+    assert!(u.attributes.contains(&PathAttribute::LocalPref(100)));
 }
