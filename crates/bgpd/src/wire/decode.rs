@@ -2,8 +2,9 @@
 //! for.
 //!
 //! This module owns framing ([`frame_len`]) and the strict, total decoder. It does not act on
-//! errors (the session does) and does not check what needs session knowledge (the peer's
-//! expected ASN, iBGP-only attributes, AS_CONFED segments from an eBGP peer).
+//! errors (the session does) and does not check what needs more session knowledge than the
+//! [`CodecContext`] carries (ASN width, the receive limit, internal or external peer): the
+//! peer's expected ASN, AS_CONFED segments from an eBGP peer.
 //!
 //! Every read is a bounds-checked slice operation: any byte string yields a message or an error,
 //! without panic, recursion, or an allocation sized by a length field rather than by the input.

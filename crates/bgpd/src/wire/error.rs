@@ -141,7 +141,8 @@ impl OpenError {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UpdateError {
     /// RFC 4271 §6.3, RFC 7606 §4: the withdrawn-routes / attribute lengths or an attribute
-    /// header do not fit the message.
+    /// header do not fit the message. For the last attribute of the list (not MP_REACH_NLRI /
+    /// MP_UNREACH_NLRI) RFC 7606 §4 makes this treat-as-withdraw.
     #[error("malformed attribute list: {reason}")]
     MalformedAttributeList { reason: &'static str },
     /// RFC 7606 §3 (g): an attribute appears more than once. For MP_REACH_NLRI/MP_UNREACH_NLRI
