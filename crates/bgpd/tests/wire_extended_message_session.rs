@@ -157,7 +157,7 @@ fn big_update() -> (Message, usize) {
 }
 
 // RFC 8654 §4: "An implementation that advertises the BGP Extended Message Capability MUST be
-// capable of receiving a message with a length up to and including 65535 octets."
+// capable of receiving a message with a length up to and including 65,535 octets."
 #[tokio::test]
 async fn update_over_4096_from_a_peer_without_capability_6_is_received_once_we_advertised_it() {
     let (speaker, mut probe) = established(true).await;
@@ -173,7 +173,7 @@ async fn update_over_4096_from_a_peer_without_capability_6_is_received_once_we_a
     speaker.shutdown(None).await;
 }
 
-// RFC 8654 §4: "If a BGP message with a Length greater than 4096 octets is received by a BGP
+// RFC 8654 §4: "If a BGP message with a length greater than 4,096 octets is received by a BGP
 // listener who has not advertised the BGP Extended Message Capability, the listener will
 // generate a NOTIFICATION with the Error Subcode set to Bad Message Length".
 #[tokio::test]

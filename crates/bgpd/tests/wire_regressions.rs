@@ -332,7 +332,7 @@ fn open_over_4096_is_bad_message_length_even_with_extended_messages() {
 
 #[test]
 fn update_over_4096_without_extended_message_is_bad_message_length() {
-    // RFC 8654 §4: "If a BGP message with a Length greater than 4096 octets is received by a BGP
+    // RFC 8654 §4: "If a BGP message with a length greater than 4,096 octets is received by a BGP
     // listener who has not advertised the BGP Extended Message Capability, the listener will
     // generate a NOTIFICATION with the Error Subcode set to Bad Message Length".
     // 816 /32s: 19 + 4 + 4080 = 4103 octets. Fine once we sent capability 6.
@@ -1100,7 +1100,7 @@ fn update_of_4103_octets() -> Vec<u8> {
 }
 
 // RFC 8654 §4: "An implementation that advertises the BGP Extended Message Capability MUST be
-// capable of receiving a message with a length up to and including 65535 octets."
+// capable of receiving a message with a length up to and including 65,535 octets."
 #[test]
 fn update_over_4096_is_received_once_we_advertised_extended_messages_even_if_the_peer_did_not() {
     let bytes = update_of_4103_octets();
@@ -1262,7 +1262,7 @@ fn treat_as_withdraw_beside_mp_reach_or_mp_unreach_is_not_escalated() {
     assert!(u.treat_as_withdraw());
 }
 
-// RFC 4271 §5: "All well-known attributes MUST be recognized by all BGP implementations."
+// RFC 4271 §5: "Well-known attributes must be recognized by all BGP implementations."
 // §6.3: "If any of the well-known mandatory attributes are not recognized, then the Error
 // Subcode MUST be set to Unrecognized Well-known Attribute. The Data field MUST contain the
 // unrecognized attribute (type, length, and value)."
@@ -1296,7 +1296,7 @@ fn unknown_attribute_with_the_optional_bit_set_is_kept_raw() {
     })));
 }
 
-// RFC 7606 §7.5: "If the LOCAL_PREF attribute is received from an external neighbor, it SHALL
+// RFC 7606 §7.5: "if the LOCAL_PREF attribute is received from an external neighbor, it SHALL
 // be discarded using the approach of "attribute discard"; or if received from an internal
 // neighbor, it SHALL be considered malformed if its length is not equal to 4. If malformed, the
 // UPDATE message SHALL be handled using the approach of "treat-as-withdraw"." §7.9

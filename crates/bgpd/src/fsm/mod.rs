@@ -712,8 +712,8 @@ impl Fsm {
         }
     }
 
-    /// RFC 6608 §3, §4: the subcode names the state, and the data field is the 1-octet type of
-    /// the unexpected message.
+    /// RFC 6608 §3, §4: the subcode names the state the message arrived in, and the data field
+    /// is the 1-octet type of the unexpected message.
     fn fsm_error(&mut self, dir: Direction, subcode: u8, message_type: u8, out: &mut Vec<Output>) {
         let n = Notification::new(error_code::FSM, subcode, vec![message_type]);
         self.fail_connection(dir, n, out);

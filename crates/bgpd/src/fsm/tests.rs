@@ -286,11 +286,12 @@ fn fsm_error_sent(out: &[Output]) -> Option<(u8, Vec<u8>)> {
     })
 }
 
-// RFC 6608 §3: "If a BGP speaker receives an unexpected message (e.g., OPEN message) on a
-// session in OpenSent state, it MUST send to the neighbor a NOTIFICATION message with the Error
-// Code Finite State Machine Error and the Error Subcode "Receive Unexpected Message in OpenSent
-// State". The Data field is a 1-octet, unsigned integer that indicates the type of the
-// unexpected message." (likewise OpenConfirm and Established).
+// RFC 6608 §4: "If a BGP speaker receives an unexpected message (e.g., KEEPALIVE/UPDATE/
+// ROUTE-REFRESH message) on a session in OpenSent state, it MUST send to the neighbor a
+// NOTIFICATION message with the Error Code Finite State Machine Error and the Error Subcode
+// "Receive Unexpected Message in OpenSent State". The Data field is a 1-octet, unsigned integer
+// that indicates the type of the unexpected message." §4 says the same for OpenConfirm and
+// Established; §3 assigns the subcodes 1, 2 and 3.
 #[test]
 fn unexpected_message_in_open_sent_is_fsm_error_1_with_its_type_as_data() {
     let cases = [
@@ -347,7 +348,7 @@ fn unexpected_open_in_established_is_fsm_error_3_with_type_1_as_data() {
 // RFC 8654 §4: "A BGP speaker MAY send BGP Extended Messages to a peer only if the BGP Extended
 // Message Capability was received from that peer. An implementation that advertises the BGP
 // Extended Message Capability MUST be capable of receiving a message with a length up to and
-// including 65535 octets."
+// including 65,535 octets."
 #[test]
 fn codec_receives_extended_messages_once_we_advertised_them_but_sends_them_only_to_a_peer_that_did()
 {

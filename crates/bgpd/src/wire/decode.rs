@@ -600,7 +600,7 @@ fn interpret_attribute(
 ) -> Outcome {
     use ErrorAction::{AttributeDiscard, TreatAsWithdraw};
     let Some(expected) = expected_flags(type_code) else {
-        // RFC 4271 §5: "All well-known attributes MUST be recognized by all BGP
+        // RFC 4271 §5: "Well-known attributes must be recognized by all BGP
         // implementations", so an unrecognized one claiming to be well-known is an error
         // (§6.3: Unrecognized Well-known Attribute, the attribute as data). RFC 7606 does not
         // relax this.
