@@ -1123,6 +1123,27 @@ fn update_over_4096_is_received_once_we_advertised_extended_messages_even_if_the
     );
 }
 
+// RFC 8654 §5: "if a NOTIFICATION is to be sent to a BGP speaker that has not advertised the
+// BGP Extended Message Capability, the size of the message MUST NOT exceed 4,096 octets."
+#[test]
+fn notification_quoting_an_attribute_too_large_for_4096_octets_is_cut_to_fit() {
+    let attr = format!("5063 1388 {}", "00".repeat(5000));
+    let ours_only = CodecContext {
+        max_received_len: MAX_EXTENDED_MESSAGE_LEN,
+        ..CodecContext::default()
+    };
+    let e = decode_err_ctx(&routes_with(&attr), &ours_only);
+    let n = e.notification().unwrap();
+    assert_eq!((n.code, n.subcode), (3, 2));
+    assert_eq!(n.data.len(), 4096 - 21);
+    assert_eq!(n.data[..4], hex("5063 1388")[..]);
+    // It goes out to a peer that never advertised extended messages.
+    let bytes = Message::Notification(n)
+        .encode(&CodecContext::default())
+        .unwrap();
+    assert_eq!(bytes.len(), 4096);
+}
+
 /// ORIGIN, AS_PATH and NEXT_HOP, then `tail_hex` as the last bytes of the attribute list, then
 /// the NLRI 10.0.0.0/8.
 fn routes_with_attribute_tail(tail_hex: &str) -> Vec<u8> {

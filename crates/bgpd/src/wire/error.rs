@@ -7,7 +7,17 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Notification, error_code, header_subcode, open_subcode, update_subcode};
+use super::{
+    HEADER_LEN, MAX_MESSAGE_LEN, Notification, error_code, header_subcode, open_subcode,
+    update_subcode,
+};
+
+/// RFC 8654 §5: "if a NOTIFICATION is to be sent to a BGP speaker that has not advertised the
+/// BGP Extended Message Capability, the size of the message MUST NOT exceed 4,096 octets." We
+/// accept extended messages from a peer that did not advertise them (RFC 8654 §4), so an
+/// erroneous attribute can be larger than the NOTIFICATION that quotes it may be: the data is
+/// cut to what fits 4096 octets. Its first octets (flags, type, length) identify the attribute.
+const MAX_NOTIFICATION_DATA: usize = MAX_MESSAGE_LEN - HEADER_LEN - 2;
 
 /// A message that cannot be accepted: the session must be reset with
 /// [`DecodeError::notification`] (RFC 4271 §6).
@@ -241,9 +251,10 @@ impl UpdateError {
         }
     }
 
-    /// The NOTIFICATION this error calls for when it resets the session (RFC 4271 §6.3).
+    /// The NOTIFICATION this error calls for when it resets the session (RFC 4271 §6.3), its
+    /// data cut so the whole message fits 4096 octets (RFC 8654 §5).
     pub fn notification(&self) -> Notification {
-        let data = match self {
+        let mut data = match self {
             // RFC 4271 §6.3: for Unrecognized Well-known Attribute, as for the others here, the
             // data is the attribute (type, length and value).
             UpdateError::UnrecognizedWellKnownAttribute { attribute, .. }
@@ -259,6 +270,7 @@ impl UpdateError {
             | UpdateError::MalformedAsPath { .. }
             | UpdateError::InvalidNetworkField { .. } => Vec::new(),
         };
+        data.truncate(MAX_NOTIFICATION_DATA);
         Notification::new(error_code::UPDATE_MESSAGE, self.subcode(), data)
     }
 }
