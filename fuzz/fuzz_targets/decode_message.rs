@@ -1,5 +1,5 @@
 //! Fuzz target for the BGP message decoder: `frame_len` and `Message::decode` under 2-octet and
-//! 4-octet, 4096 and 65535 contexts must never panic, hang or over-allocate, must agree with each
+//! 4-octet, 4096 and 65535, internal and external peer contexts must never panic, hang or over-allocate, must agree with each
 //! other, and whatever decodes must encode again and (unless the decoder recovered from an
 //! error) decode to the same message.
 //!
@@ -15,22 +15,32 @@ use ferrolb_bgpd::wire::{
 };
 use libfuzzer_sys::fuzz_target;
 
+/// Sending and receiving limits are equal so whatever decodes may be re-encoded; both peer kinds
+/// are covered (RFC 7606 §7.5, §7.9, §7.10 depend on it).
 const CONTEXTS: [CodecContext; 4] = [
     CodecContext {
         four_octet_as: false,
         max_message_len: MAX_MESSAGE_LEN,
+        max_received_len: MAX_MESSAGE_LEN,
+        ibgp: false,
     },
     CodecContext {
         four_octet_as: true,
         max_message_len: MAX_MESSAGE_LEN,
+        max_received_len: MAX_MESSAGE_LEN,
+        ibgp: true,
     },
     CodecContext {
         four_octet_as: false,
         max_message_len: MAX_EXTENDED_MESSAGE_LEN,
+        max_received_len: MAX_EXTENDED_MESSAGE_LEN,
+        ibgp: true,
     },
     CodecContext {
         four_octet_as: true,
         max_message_len: MAX_EXTENDED_MESSAGE_LEN,
+        max_received_len: MAX_EXTENDED_MESSAGE_LEN,
+        ibgp: false,
     },
 ];
 

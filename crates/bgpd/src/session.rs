@@ -324,9 +324,11 @@ impl PeerTask {
             ConnEvent::Frame(frame) => match Message::decode(&frame, &self.codec) {
                 Ok(msg) => {
                     self.peer_status.messages_received.count(msg.message_type());
-                    if let Message::Open(open) = &msg {
+                    if matches!(msg, Message::Open(_)) {
                         // Set the frame limit before our KEEPALIVE lets the peer send UPDATEs.
-                        let extended = self.config.extended_message && open.has_capability(6);
+                        // RFC 8654 §4: having advertised extended messages we receive them,
+                        // whether or not the peer advertised them too.
+                        let extended = self.config.extended_message;
                         if let Some(conn) = &self.connections[dir_index(dir)] {
                             conn.max_len.store(
                                 if extended {
@@ -404,7 +406,7 @@ impl PeerTask {
                     self.timers.remove(&timer);
                 }
                 Output::Established(dir, negotiated) => {
-                    self.codec = negotiated.codec();
+                    self.codec = negotiated.codec(self.fsm.config());
                     self.session = self.session_params(dir);
                     self.rib.session_up(&negotiated.families);
                     self.rib_work = true;
@@ -471,7 +473,7 @@ impl PeerTask {
         Some(SessionParams {
             local_as: self.config.local_as,
             ibgp: self.config.is_ibgp(),
-            codec: negotiated.codec(),
+            codec: negotiated.codec(self.fsm.config()),
             families: negotiated.families.clone(),
             next_hop_v4: self.config.next_hop_v4.or(v4),
             next_hop_v6: self.config.next_hop_v6.or(v6).map(|g| (g, None)),
@@ -679,8 +681,8 @@ async fn read_loop(
     loop {
         loop {
             let ctx = CodecContext {
-                four_octet_as: false,
-                max_message_len: max_len.load(Ordering::Relaxed),
+                max_received_len: max_len.load(Ordering::Relaxed),
+                ..CodecContext::default()
             };
             match frame_len(&buf, &ctx) {
                 Ok(Some(n)) => {

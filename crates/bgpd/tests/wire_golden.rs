@@ -637,6 +637,7 @@ fn extended_message_lets_an_update_exceed_4096_octets() {
     let ext = CodecContext {
         four_octet_as: true,
         max_message_len: MAX_EXTENDED_MESSAGE_LEN,
+        ..CodecContext::default()
     };
     let bytes = update.encode(&ext).unwrap();
     assert_eq!(bytes.len(), length);

@@ -870,6 +870,7 @@ fn extended_message_update_means_the_same_to_netgauze() {
     let ext = CodecContext {
         four_octet_as: true,
         max_message_len: MAX_EXTENDED_MESSAGE_LEN,
+        ..CodecContext::default()
     };
     let nlri: Vec<Ipv4Net> = (0..2000u32)
         .map(|i| Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + i), 32).unwrap())

@@ -271,6 +271,7 @@ fn context(four_octet_as: bool) -> CodecContext {
     CodecContext {
         four_octet_as,
         max_message_len: MAX_EXTENDED_MESSAGE_LEN,
+        ..CodecContext::default()
     }
 }
 

@@ -42,6 +42,7 @@ fn contexts() -> [CodecContext; 2] {
         CodecContext {
             four_octet_as: true,
             max_message_len: MAX_EXTENDED_MESSAGE_LEN,
+            ..CodecContext::default()
         },
     ]
 }
@@ -88,6 +89,29 @@ fn discard(error: UpdateError) -> RecoveredError {
     }
 }
 
+/// An internal peer's context (RFC 7606 §7.5, §7.9, §7.10 depend on it).
+fn ibgp() -> CodecContext {
+    CodecContext {
+        ibgp: true,
+        ..CodecContext::default()
+    }
+}
+
+/// An UPDATE announcing 10.0.0.0/8 with `attr_hex` and whichever of ORIGIN, AS_PATH and
+/// NEXT_HOP `attr_hex` does not start with, so an attribute error there has routes to
+/// withdraw (RFC 7606 §2) instead of being escalated for lack of NLRI (§5.2).
+fn routes_with(attr_hex: &str) -> Vec<u8> {
+    let attr = hex(attr_hex);
+    let mut attrs = String::new();
+    for (type_code, mandatory) in [(1u8, "40010100"), (2, "400200"), (3, "400304c0000201")] {
+        if attr.get(1) != Some(&type_code) {
+            attrs.push_str(mandatory);
+        }
+    }
+    attrs.push_str(&hex::encode(&attr));
+    update_parts("", &attrs, "08 0a")
+}
+
 /// Decodes under both contexts; they must agree (the input has no ASN-width dependence).
 fn decoded_update_both(bytes: &[u8]) -> Update {
     let [a, b] = contexts();
@@ -100,14 +124,26 @@ fn decoded_update_both(bytes: &[u8]) -> Update {
 // docs/bgp-wire.md, "Inputs every decoder must survive": the regression table
 
 #[test]
-fn as_path_with_a_dangling_byte_is_treat_as_withdraw() {
+fn as_path_with_a_dangling_byte_resets_without_nlri_and_is_treat_as_withdraw_with_it() {
     // The 29-byte message that hangs zettabgp.
     let bytes = hex("ffffffffffffffffffffffffffffffff001d0200000006400203020000");
     assert_eq!(bytes, update("0000 0006 40 02 03 02 00 00"));
+    // RFC 7606 §5.2: no NLRI, so nothing to treat as withdrawn: session reset with the
+    // NOTIFICATION the error names (Malformed AS_PATH).
+    let e = decode_err(&bytes);
+    assert!(matches!(
+        e,
+        DecodeError::Update(UpdateError::MalformedAsPath { type_code: 2, .. })
+    ));
+    assert_eq!(answer(&e), (3, 11, String::new()));
     for ctx in contexts() {
-        let u = decoded_update(&bytes, &ctx);
+        let u = decoded_update(&routes_with("40 02 03 02 00 00"), &ctx);
         assert!(u.treat_as_withdraw());
-        assert!(u.attributes.is_empty());
+        assert!(
+            !u.attributes
+                .iter()
+                .any(|a| matches!(a, PathAttribute::AsPath(_)))
+        );
         assert!(matches!(
             u.recovered_errors.as_slice(),
             [RecoveredError {
@@ -115,27 +151,26 @@ fn as_path_with_a_dangling_byte_is_treat_as_withdraw() {
                 error: UpdateError::MalformedAsPath { type_code: 2, .. }
             }]
         ));
-        // The NOTIFICATION it would have been: Malformed AS_PATH.
-        let n = u.recovered_errors[0].error.notification();
-        assert_eq!((n.code, n.subcode), (3, 11));
     }
 }
 
 #[test]
 fn as_path_segment_claiming_more_asns_than_present_is_treat_as_withdraw() {
-    let u = decoded_update_both(&update("0000 0005 40 02 02 02 01"));
-    assert_eq!(
-        u.recovered_errors,
-        vec![twa(UpdateError::MalformedAsPath {
-            type_code: 2,
-            reason: "segment has fewer ASNs than its count"
-        })]
-    );
+    let error = UpdateError::MalformedAsPath {
+        type_code: 2,
+        reason: "segment has fewer ASNs than its count",
+    };
+    let e = decode_err(&update("0000 0005 40 02 02 02 01"));
+    assert_eq!(e, DecodeError::Update(error.clone()));
+    let u = decoded_update_both(&routes_with("40 02 02 02 01"));
+    assert_eq!(u.recovered_errors, vec![twa(error)]);
 }
 
 #[test]
 fn communities_length_not_a_multiple_of_4_is_treat_as_withdraw() {
-    let u = decoded_update_both(&update("0000 0005 c0 08 02 0000"));
+    let e = decode_err(&update("0000 0005 c0 08 02 0000"));
+    assert_eq!(answer(&e), (3, 5, "c008020000".to_owned()));
+    let u = decoded_update_both(&routes_with("c0 08 02 0000"));
     assert!(u.treat_as_withdraw());
     assert_eq!(
         u.recovered_errors,
@@ -157,16 +192,29 @@ fn answer_of(u: &Update) -> (u8, u8, String) {
 
 #[test]
 fn large_communities_length_not_a_multiple_of_12_is_treat_as_withdraw() {
-    let u = decoded_update_both(&update("0000 0004 c0 20 01 00"));
+    let e = decode_err(&update("0000 0004 c0 20 01 00"));
+    assert_eq!(answer(&e), (3, 5, "c0200100".to_owned()));
+    let u = decoded_update_both(&routes_with("c0 20 01 00"));
     assert!(u.treat_as_withdraw());
     assert_eq!(answer_of(&u), (3, 5, "c0200100".to_owned()));
 }
 
 #[test]
-fn originator_id_too_short_is_treat_as_withdraw() {
-    let u = decoded_update_both(&update("0000 0004 80 09 01 00"));
-    assert!(u.treat_as_withdraw());
-    assert_eq!(answer_of(&u), (3, 5, "80090100".to_owned()));
+fn originator_id_too_short_is_discarded_from_ebgp_and_treat_as_withdraw_from_ibgp() {
+    let bytes = update("0000 0004 80 09 01 00");
+    // RFC 7606 §7.9: from an external peer, attribute discard.
+    for ctx in contexts() {
+        let u = decoded_update(&bytes, &ctx);
+        assert!(!u.treat_as_withdraw());
+        assert!(u.attributes.is_empty());
+        assert_eq!(u.recovered_errors[0].action, ErrorAction::AttributeDiscard);
+        assert_eq!(answer_of(&u), (3, 5, "80090100".to_owned()));
+    }
+    // From an internal peer, treat-as-withdraw; with no NLRI that is a session reset
+    // (RFC 7606 §5.2).
+    let e = decode_err_ctx(&bytes, &ibgp());
+    assert_eq!(answer(&e), (3, 5, "80090100".to_owned()));
+    assert!(decoded_update(&routes_with("80 09 01 00"), &ibgp()).treat_as_withdraw());
 }
 
 #[test]
@@ -284,7 +332,10 @@ fn open_over_4096_is_bad_message_length_even_with_extended_messages() {
 
 #[test]
 fn update_over_4096_without_extended_message_is_bad_message_length() {
-    // 816 /32s: 19 + 4 + 4080 = 4103 octets. Fine once both sides sent capability 6.
+    // RFC 8654 §4: "If a BGP message with a length greater than 4,096 octets is received by a BGP
+    // listener who has not advertised the BGP Extended Message Capability, the listener will
+    // generate a NOTIFICATION with the Error Subcode set to Bad Message Length".
+    // 816 /32s: 19 + 4 + 4080 = 4103 octets. Fine once we sent capability 6.
     let bytes = update(&format!("0000 0000 {}", "20 0a000001 ".repeat(816)));
     let len = bytes.len();
     assert_eq!(len, 4103);
@@ -294,6 +345,7 @@ fn update_over_4096_without_extended_message_is_bad_message_length() {
     let ext = CodecContext {
         four_octet_as: true,
         max_message_len: MAX_EXTENDED_MESSAGE_LEN,
+        ..CodecContext::default()
     };
     assert_eq!(frame_len(&bytes[..19], &ext), Ok(None));
     assert_eq!(frame_len(&bytes, &ext), Ok(Some(len)));
@@ -607,12 +659,13 @@ fn total_attribute_length_beyond_the_message_resets_with_malformed_attribute_lis
 }
 
 #[test]
-fn attribute_length_beyond_the_attribute_list_resets_with_malformed_attribute_list() {
-    // ORIGIN claims 2 octets; the list ends after 1; the rest would be NLRI.
-    let e = decode_err(&update("0000 0004 40010200 0000"));
-    assert_eq!(answer(&e), (3, 1, String::new()));
-    // Extended length header cut short.
+fn attribute_header_cut_short_without_nlri_resets_with_malformed_attribute_list() {
+    // RFC 7606 §4 makes it treat-as-withdraw, and with no NLRI §5.2 makes that a reset.
+    // Extended length header cut short:
     let e = decode_err(&update("0000 0003 500101"));
+    assert_eq!(answer(&e), (3, 1, String::new()));
+    // ORIGIN claiming 2 octets with 1 left in the list:
+    let e = decode_err(&update("0000 0004 40010200"));
     assert_eq!(answer(&e), (3, 1, String::new()));
 }
 
@@ -761,14 +814,14 @@ fn origin_value_3_is_treat_as_withdraw_with_invalid_origin() {
 
 #[test]
 fn origin_of_length_2_is_treat_as_withdraw() {
-    let u = decoded_update_both(&update_parts("", "4001020000", ""));
+    let u = decoded_update_both(&routes_with("4001020000"));
     assert_eq!(answer_of(&u), (3, 5, "4001020000".to_owned()));
     assert!(u.treat_as_withdraw());
 }
 
 #[test]
 fn next_hop_of_length_5_is_treat_as_withdraw() {
-    let u = decoded_update_both(&update_parts("", "400305c000020100", ""));
+    let u = decoded_update_both(&routes_with("400305c000020100"));
     assert!(u.treat_as_withdraw());
     assert_eq!(answer_of(&u).1, 5);
 }
@@ -792,25 +845,28 @@ fn next_hop_0_0_0_0_is_treat_as_withdraw_with_invalid_next_hop() {
 
 #[test]
 fn med_and_local_pref_of_wrong_length_are_treat_as_withdraw() {
-    for attr in ["800403000000", "4005050000000000"] {
-        let u = decoded_update_both(&update_parts("", attr, ""));
+    let u = decoded_update_both(&routes_with("800403000000"));
+    assert!(u.treat_as_withdraw());
+    assert_eq!(answer_of(&u).1, 5);
+    // LOCAL_PREF only from an internal peer (RFC 7606 §7.5).
+    let u = decoded_update(&routes_with("4005050000000000"), &ibgp());
+    assert!(u.treat_as_withdraw());
+    assert_eq!(answer_of(&u).1, 5);
+}
+
+#[test]
+fn cluster_list_empty_or_ragged_is_treat_as_withdraw_from_ibgp() {
+    for attr in ["800a00", "800a050a0000010a"] {
+        let u = decoded_update(&routes_with(attr), &ibgp());
         assert!(u.treat_as_withdraw(), "{attr}");
         assert_eq!(answer_of(&u).1, 5);
     }
 }
 
 #[test]
-fn cluster_list_empty_or_ragged_is_treat_as_withdraw() {
-    for attr in ["800a00", "800a050a0000010a"] {
-        let u = decoded_update_both(&update_parts("", attr, ""));
-        assert!(u.treat_as_withdraw(), "{attr}");
-    }
-}
-
-#[test]
 fn empty_communities_and_large_communities_are_treat_as_withdraw() {
     for attr in ["c00800", "c02000", "c01000", "c01004 00000000"] {
-        let u = decoded_update_both(&update_parts("", attr, ""));
+        let u = decoded_update_both(&routes_with(attr));
         assert!(u.treat_as_withdraw(), "{attr}");
     }
 }
@@ -865,7 +921,7 @@ fn as_path_errors_of_each_kind_are_treat_as_withdraw() {
     for value in ["02 00", "05 01 fde9", "02", "02 02 fde9"] {
         let v = hex(value);
         let attr = format!("4002 {:02x} {}", v.len(), hex::encode(&v));
-        let u = decoded_update(&update_parts("", &attr, ""), &CodecContext::default());
+        let u = decoded_update(&routes_with(&attr), &CodecContext::default());
         assert!(
             matches!(
                 u.recovered_errors.as_slice(),
@@ -881,17 +937,15 @@ fn as_path_errors_of_each_kind_are_treat_as_withdraw() {
 
 #[test]
 fn as_path_width_follows_the_context() {
-    let bytes = update_parts("", "4002 06 0201 fa56ea01", "");
+    let bytes = routes_with("4002 06 0201 fa56ea01");
     let [two, four] = contexts();
     // With 2-octet ASNs the segment claims 1 ASN and 2 octets are left over: malformed.
     assert!(decoded_update(&bytes, &two).treat_as_withdraw());
     let u = decoded_update(&bytes, &four);
-    assert_eq!(
-        u.attributes,
-        vec![PathAttribute::AsPath(AsPath {
-            segments: vec![AsSegment::Sequence(vec![4200000001])]
-        })]
-    );
+    assert!(u.recovered_errors.is_empty());
+    assert!(u.attributes.contains(&PathAttribute::AsPath(AsPath {
+        segments: vec![AsSegment::Sequence(vec![4200000001])]
+    })));
 }
 
 #[test]
@@ -929,15 +983,12 @@ fn mp_reach_with_wrong_flags_is_still_parsed_and_treat_as_withdraw() {
 
 #[test]
 fn partial_and_extended_length_bits_are_accepted_on_known_attributes() {
-    let u = decoded_update_both(&update_parts("", "e0080400010002 d0200000", ""));
+    let u = decoded_update_both(&routes_with("e0080400010002 d0200000"));
     // COMMUNITIES with Partial: fine. LARGE_COMMUNITIES with extended length 0: empty, so
     // malformed.
-    assert_eq!(
-        u.attributes,
-        vec![PathAttribute::Communities(vec![
-            ferrolb_bgpd::wire::Community(0x0001_0002)
-        ])]
-    );
+    assert!(u.attributes.contains(&PathAttribute::Communities(vec![
+        ferrolb_bgpd::wire::Community(0x0001_0002)
+    ])));
     assert!(u.treat_as_withdraw());
 }
 
@@ -1016,6 +1067,7 @@ fn encoding_too_much_is_an_error_never_a_wrapped_length() {
     let huge = CodecContext {
         four_octet_as: true,
         max_message_len: 1 << 20,
+        ..CodecContext::default()
     };
     let u = Message::Update(Update {
         attributes: vec![PathAttribute::Unknown(RawAttribute {
@@ -1037,4 +1089,288 @@ fn decoded_routes_of_a_valid_update_carry_no_recovered_errors() {
     let u = decoded_update_both(&bytes);
     assert!(u.recovered_errors.is_empty());
     assert_eq!(u.nlri, vec!["10.0.0.0/8".parse().unwrap()]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Findings of a hostile-peer probe: each test quotes the RFC text it holds us to.
+
+/// An UPDATE of 4103 octets: 816 /32s with no attributes.
+fn update_of_4103_octets() -> Vec<u8> {
+    update(&format!("0000 0000 {}", "20 0a000001 ".repeat(816)))
+}
+
+// RFC 8654 §4: "An implementation that advertises the BGP Extended Message Capability MUST be
+// capable of receiving a message with a length up to and including 65,535 octets."
+#[test]
+fn update_over_4096_is_received_once_we_advertised_extended_messages_even_if_the_peer_did_not() {
+    let bytes = update_of_4103_octets();
+    let ours_only = CodecContext {
+        max_received_len: MAX_EXTENDED_MESSAGE_LEN,
+        ..CodecContext::default()
+    };
+    assert_eq!(frame_len(&bytes[..19], &ours_only), Ok(None));
+    assert_eq!(frame_len(&bytes, &ours_only), Ok(Some(4103)));
+    let u = decoded_update(&bytes, &ours_only);
+    assert_eq!(u.nlri.len(), 816);
+    // RFC 8654 §4: "A BGP speaker MAY send BGP Extended Messages to a peer only if the BGP
+    // Extended Message Capability was received from that peer."
+    assert_eq!(
+        Message::Update(u).encode(&ours_only),
+        Err(ferrolb_bgpd::wire::EncodeError::TooLong {
+            length: 4103,
+            max: 4096
+        })
+    );
+}
+
+// RFC 8654 §5: "if a NOTIFICATION is to be sent to a BGP speaker that has not advertised the
+// BGP Extended Message Capability, the size of the message MUST NOT exceed 4,096 octets."
+#[test]
+fn notification_quoting_an_attribute_too_large_for_4096_octets_is_cut_to_fit() {
+    let attr = format!("5063 1388 {}", "00".repeat(5000));
+    let ours_only = CodecContext {
+        max_received_len: MAX_EXTENDED_MESSAGE_LEN,
+        ..CodecContext::default()
+    };
+    let e = decode_err_ctx(&routes_with(&attr), &ours_only);
+    let n = e.notification().unwrap();
+    assert_eq!((n.code, n.subcode), (3, 2));
+    assert_eq!(n.data.len(), 4096 - 21);
+    assert_eq!(n.data[..4], hex("5063 1388")[..]);
+    // It goes out to a peer that never advertised extended messages.
+    let bytes = Message::Notification(n)
+        .encode(&CodecContext::default())
+        .unwrap();
+    assert_eq!(bytes.len(), 4096);
+}
+
+/// ORIGIN, AS_PATH and NEXT_HOP, then `tail_hex` as the last bytes of the attribute list, then
+/// the NLRI 10.0.0.0/8.
+fn routes_with_attribute_tail(tail_hex: &str) -> Vec<u8> {
+    update_parts(
+        "",
+        &format!("{ORIGIN}{AS_PATH_EMPTY}{NEXT_HOP} {tail_hex}"),
+        "08 0a",
+    )
+}
+
+fn mandatory_attributes() -> Vec<PathAttribute> {
+    vec![
+        PathAttribute::Origin(Origin::Igp),
+        PathAttribute::AsPath(AsPath::default()),
+        PathAttribute::NextHop(Ipv4Addr::new(192, 0, 2, 1)),
+    ]
+}
+
+// RFC 7606 §4: "the length of the last encountered path attribute would cause the Total
+// Attribute Length to be exceeded when parsing the enclosed path attributes. [...] the
+// "treat-as-withdraw" approach MUST be used [...] and the Total Attribute Length MUST be relied
+// upon to enable the beginning of the NLRI field to be located."
+#[test]
+fn last_attribute_overrunning_the_total_attribute_length_is_treat_as_withdraw() {
+    // COMMUNITIES claims 8 octets; 4 are left in the list.
+    let u = decoded_update_both(&routes_with_attribute_tail("c008 08 00010002"));
+    assert_eq!(
+        u.recovered_errors,
+        vec![twa(UpdateError::MalformedAttributeList {
+            reason: "attribute length exceeds the attribute list"
+        })]
+    );
+    assert_eq!(answer_of(&u), (3, 1, String::new()));
+    assert_eq!(u.attributes, mandatory_attributes());
+    // The NLRI starts where the Total Attribute Length says, not where COMMUNITIES would end.
+    assert_eq!(u.nlri, vec!["10.0.0.0/8".parse().unwrap()]);
+}
+
+// RFC 7606 §4: "fewer than three octets remain (or fewer than four octets, if the Attribute
+// Flags field has the Extended Length bit set) when beginning to parse the attribute".
+#[test]
+fn fewer_octets_than_an_attribute_header_at_the_end_of_the_list_is_treat_as_withdraw() {
+    for tail in ["c0", "c008", "d00800"] {
+        let u = decoded_update_both(&routes_with_attribute_tail(tail));
+        assert_eq!(
+            u.recovered_errors,
+            vec![twa(UpdateError::MalformedAttributeList {
+                reason: "truncated attribute header"
+            })],
+            "{tail}"
+        );
+        assert_eq!(u.attributes, mandatory_attributes(), "{tail}");
+        assert_eq!(u.nlri, vec!["10.0.0.0/8".parse().unwrap()], "{tail}");
+    }
+}
+
+// RFC 7606 §7.11: a malformed MP_REACH_NLRI or MP_UNREACH_NLRI calls for AFI/SAFI disable or
+// session reset; cut short, its routes cannot be known, so treat-as-withdraw cannot cover them.
+#[test]
+fn last_mp_reach_or_mp_unreach_cut_short_still_resets_with_malformed_attribute_list() {
+    for tail in [
+        "800e 10 0002 01 10 20010db8",
+        "800f 05 0002",
+        "900e 00",
+        "800f",
+    ] {
+        let e = decode_err(&routes_with_attribute_tail(tail));
+        assert!(
+            matches!(
+                e,
+                DecodeError::Update(UpdateError::MalformedAttributeList { .. })
+            ),
+            "{tail}: {e:?}"
+        );
+        assert_eq!(answer(&e), (3, 1, String::new()), "{tail}");
+    }
+}
+
+// RFC 7606 §5.2: "if any path attribute errors are encountered in such an UPDATE message [path
+// attributes, but no NLRI, MP_REACH_NLRI or MP_UNREACH_NLRI] and if any encountered error
+// specifies an error-handling approach other than "attribute discard", then the "session reset"
+// approach MUST be used."
+#[test]
+fn attributes_without_nlri_and_a_treat_as_withdraw_error_reset_the_session() {
+    let e = decode_err(&update_parts(
+        "",
+        &format!("{ORIGIN}{AS_PATH_EMPTY} c00800"),
+        "",
+    ));
+    assert_eq!(answer(&e), (3, 5, "c00800".to_owned()));
+    // Withdrawn routes are not NLRI: the same attributes beside them still reset.
+    let e = decode_err(&update_parts(
+        "08 0a",
+        &format!("{ORIGIN}{AS_PATH_EMPTY} c00800"),
+        "",
+    ));
+    assert_eq!(answer(&e), (3, 5, "c00800".to_owned()));
+    // The first error that asked for more than discard names the NOTIFICATION.
+    let e = decode_err(&update_parts("", "40060100 4001020000 c00800", ""));
+    assert_eq!(answer(&e), (3, 5, "4001020000".to_owned()));
+}
+
+#[test]
+fn attributes_without_nlri_and_only_attribute_discard_errors_are_survived() {
+    let u = decoded_update_both(&update_parts(
+        "",
+        &format!("{ORIGIN} 40060100 {ORIGIN}"),
+        "",
+    ));
+    assert!(!u.treat_as_withdraw());
+    assert_eq!(u.attributes, vec![PathAttribute::Origin(Origin::Igp)]);
+    assert_eq!(u.recovered_errors.len(), 2);
+    assert!(
+        u.recovered_errors
+            .iter()
+            .all(|e| e.action == ErrorAction::AttributeDiscard)
+    );
+}
+
+#[test]
+fn treat_as_withdraw_beside_mp_reach_or_mp_unreach_is_not_escalated() {
+    // MP_UNREACH_NLRI withdrawing 2001:db8::/32 plus a malformed COMMUNITIES: there are routes
+    // to treat as withdrawn, so no §5.2 reset.
+    let u = decoded_update_both(&update_parts("", "800f 08 0002 01 20 20010db8 c00800", ""));
+    assert!(u.treat_as_withdraw());
+    assert!(
+        u.attributes
+            .iter()
+            .any(|a| matches!(a, PathAttribute::MpUnreach(mp) if mp.withdrawn.len() == 1))
+    );
+    // Likewise an MP_REACH_NLRI (here IPv4 via MP, so no NEXT_HOP attribute is needed).
+    let u = decoded_update_both(&update_parts(
+        "",
+        &format!("{ORIGIN}{AS_PATH_EMPTY} 800e 0b 0001 01 04 c0000201 00 08 0a c00800"),
+        "",
+    ));
+    assert!(u.treat_as_withdraw());
+}
+
+// RFC 4271 §5: "Well-known attributes must be recognized by all BGP implementations."
+// §6.3: "If any of the well-known mandatory attributes are not recognized, then the Error
+// Subcode MUST be set to Unrecognized Well-known Attribute. The Data field MUST contain the
+// unrecognized attribute (type, length, and value)."
+#[test]
+fn unknown_attribute_with_the_optional_bit_clear_is_unrecognized_well_known_attribute() {
+    for (attr, flags) in [("40 63 02 abcd", 0x40u8), ("50 63 0002 abcd", 0x50)] {
+        let e = decode_err(&routes_with(attr));
+        assert_eq!(
+            e,
+            DecodeError::Update(UpdateError::UnrecognizedWellKnownAttribute {
+                type_code: 99,
+                attribute: hex(attr),
+            }),
+            "{flags:#04x}"
+        );
+        assert_eq!(answer(&e), (3, 2, hex::encode(hex(attr))));
+    }
+    // Without routes it is no different: this is a reset, not a recovered error.
+    let e = decode_err(&update_parts("", "00 63 00", ""));
+    assert_eq!(answer(&e), (3, 2, "006300".to_owned()));
+}
+
+#[test]
+fn unknown_attribute_with_the_optional_bit_set_is_kept_raw() {
+    let u = decoded_update_both(&routes_with("c0 63 02 abcd"));
+    assert!(u.recovered_errors.is_empty());
+    assert!(u.attributes.contains(&PathAttribute::Unknown(RawAttribute {
+        flags: 0xc0,
+        type_code: 99,
+        value: hex("abcd"),
+    })));
+}
+
+// RFC 7606 §7.5: "if the LOCAL_PREF attribute is received from an external neighbor, it SHALL
+// be discarded using the approach of "attribute discard"; or if received from an internal
+// neighbor, it SHALL be considered malformed if its length is not equal to 4. If malformed, the
+// UPDATE message SHALL be handled using the approach of "treat-as-withdraw"." §7.9
+// (ORIGINATOR_ID) and §7.10 (CLUSTER_LIST) say the same.
+#[test]
+fn malformed_local_pref_originator_id_and_cluster_list_from_ebgp_are_attribute_discard() {
+    for (attr, type_code) in [
+        ("4005 03 000064", 5u8),
+        ("8009 03 c00002", 9),
+        ("800a 00", 10),
+        ("800a 05 c000020100", 10),
+        // Wrong flags (RFC 7606 §3 (c) defers to the attribute's own rule).
+        ("c005 04 00000064", 5),
+        ("4009 04 c0000201", 9),
+    ] {
+        let u = decoded_update_both(&routes_with(attr));
+        assert!(!u.treat_as_withdraw(), "{attr}");
+        assert_eq!(u.attributes, mandatory_attributes(), "{attr}");
+        assert!(
+            matches!(
+                u.recovered_errors.as_slice(),
+                [RecoveredError { action: ErrorAction::AttributeDiscard, error }]
+                    if error.type_code() == Some(type_code)
+            ),
+            "{attr}: {:?}",
+            u.recovered_errors
+        );
+        assert_eq!(u.nlri, vec!["10.0.0.0/8".parse().unwrap()]);
+    }
+}
+
+#[test]
+fn malformed_local_pref_originator_id_and_cluster_list_from_ibgp_are_treat_as_withdraw() {
+    for attr in [
+        "4005 03 000064",
+        "8009 03 c00002",
+        "800a 00",
+        "c005 04 00000064",
+    ] {
+        let u = decoded_update(&routes_with(attr), &ibgp());
+        assert!(u.treat_as_withdraw(), "{attr}");
+        assert!(
+            u.recovered_errors
+                .iter()
+                .all(|e| e.action == ErrorAction::TreatAsWithdraw),
+            "{attr}"
+        );
+    }
+}
+
+#[test]
+fn well_formed_local_pref_from_ebgp_is_kept_for_the_caller_to_ignore() {
+    let u = decoded_update_both(&routes_with("4005 04 00000064"));
+    assert!(u.recovered_errors.is_empty());
+    assert!(u.attributes.contains(&PathAttribute::LocalPref(100)));
 }

@@ -218,14 +218,23 @@ pub struct Negotiated {
 }
 
 impl Negotiated {
-    pub fn codec(&self) -> CodecContext {
-        CodecContext {
-            four_octet_as: self.four_octet_as,
-            max_message_len: if self.extended_message {
+    /// The codec parameters of this session, given our side of it (`local`, which decided what
+    /// our OPEN offered and whether the peer is internal).
+    pub fn codec(&self, local: &SessionConfig) -> CodecContext {
+        let limit = |extended: bool| {
+            if extended {
                 MAX_EXTENDED_MESSAGE_LEN
             } else {
                 MAX_MESSAGE_LEN
-            },
+            }
+        };
+        CodecContext {
+            four_octet_as: self.four_octet_as,
+            // RFC 8654 §4: we send extended messages only to a peer that advertised them (and
+            // only if we did), but having advertised them we must receive them from any peer.
+            max_message_len: limit(self.extended_message),
+            max_received_len: limit(local.extended_message),
+            ibgp: local.is_ibgp(),
         }
     }
 }
@@ -499,6 +508,7 @@ impl Fsm {
         let Some(conn) = &self.connections[dir.index()] else {
             return;
         };
+        let message_type = msg.message_type() as u8;
         match (&conn.stage, msg) {
             (_, Message::Notification(n)) => {
                 // The peer resolving a connection collision in favour of our other connection
@@ -512,11 +522,16 @@ impl Fsm {
                 self.connection_failed(out);
             }
             (Stage::OpenSent, Message::Open(open)) => self.open_received(dir, open, out),
-            (Stage::OpenSent, _) => self.fsm_error(dir, fsm_subcode::UNEXPECTED_IN_OPEN_SENT, out),
-            (Stage::OpenConfirm(_), Message::Keepalive) => self.establish(dir, out),
-            (Stage::OpenConfirm(_), _) => {
-                self.fsm_error(dir, fsm_subcode::UNEXPECTED_IN_OPEN_CONFIRM, out)
+            (Stage::OpenSent, _) => {
+                self.fsm_error(dir, fsm_subcode::UNEXPECTED_IN_OPEN_SENT, message_type, out)
             }
+            (Stage::OpenConfirm(_), Message::Keepalive) => self.establish(dir, out),
+            (Stage::OpenConfirm(_), _) => self.fsm_error(
+                dir,
+                fsm_subcode::UNEXPECTED_IN_OPEN_CONFIRM,
+                message_type,
+                out,
+            ),
             (Stage::Established(n), Message::Keepalive) => {
                 let hold = n.hold_time;
                 restart_hold_timer(dir, hold, out);
@@ -532,9 +547,12 @@ impl Fsm {
                     out.push(Output::RouteRefreshRequested(rr.family));
                 }
             }
-            (Stage::Established(_), Message::Open(_)) => {
-                self.fsm_error(dir, fsm_subcode::UNEXPECTED_IN_ESTABLISHED, out)
-            }
+            (Stage::Established(_), Message::Open(_)) => self.fsm_error(
+                dir,
+                fsm_subcode::UNEXPECTED_IN_ESTABLISHED,
+                message_type,
+                out,
+            ),
         }
     }
 
@@ -694,8 +712,10 @@ impl Fsm {
         }
     }
 
-    fn fsm_error(&mut self, dir: Direction, subcode: u8, out: &mut Vec<Output>) {
-        let n = Notification::new(error_code::FSM, subcode, Vec::new());
+    /// RFC 6608 §3, §4: the subcode names the state the message arrived in, and the data field
+    /// is the 1-octet type of the unexpected message.
+    fn fsm_error(&mut self, dir: Direction, subcode: u8, message_type: u8, out: &mut Vec<Output>) {
+        let n = Notification::new(error_code::FSM, subcode, vec![message_type]);
         self.fail_connection(dir, n, out);
     }
 

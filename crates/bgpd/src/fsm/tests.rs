@@ -189,7 +189,10 @@ fn keepalive_in_open_confirm_establishes_with_negotiated_capabilities() {
         vec![Family::IPV4_UNICAST],
         "peer offered IPv4 only"
     );
-    assert_eq!(n.codec().max_message_len, crate::wire::MAX_MESSAGE_LEN);
+    assert_eq!(
+        n.codec(&config()).max_message_len,
+        crate::wire::MAX_MESSAGE_LEN
+    );
 }
 
 #[test]
@@ -273,6 +276,128 @@ fn open_in_established_is_an_fsm_error_and_takes_the_session_down() {
         Some((error_code::FSM, fsm_subcode::UNEXPECTED_IN_ESTABLISHED))
     );
     assert!(out.contains(&Output::Down));
+}
+
+/// The FSM-error NOTIFICATION sent, as (subcode, data).
+fn fsm_error_sent(out: &[Output]) -> Option<(u8, Vec<u8>)> {
+    sent(out).into_iter().find_map(|(_, m)| match m {
+        Message::Notification(n) if n.code == error_code::FSM => Some((n.subcode, n.data)),
+        _ => None,
+    })
+}
+
+// RFC 6608 §4: "If a BGP speaker receives an unexpected message (e.g., KEEPALIVE/UPDATE/
+// ROUTE-REFRESH message) on a session in OpenSent state, it MUST send to the neighbor a
+// NOTIFICATION message with the Error Code Finite State Machine Error and the Error Subcode
+// "Receive Unexpected Message in OpenSent State". The Data field is a 1-octet, unsigned integer
+// that indicates the type of the unexpected message." §4 says the same for OpenConfirm and
+// Established; §3 assigns the subcodes 1, 2 and 3.
+#[test]
+fn unexpected_message_in_open_sent_is_fsm_error_1_with_its_type_as_data() {
+    let cases = [
+        (Message::Keepalive, 4),
+        (Message::Update(Update::default()), 2),
+        (
+            Message::RouteRefresh(RouteRefresh {
+                family: Family::IPV4_UNICAST,
+                subtype: 0,
+            }),
+            5,
+        ),
+    ];
+    for (msg, message_type) in cases {
+        let mut fsm = open_sent(config());
+        let out = fsm.handle(Input::Received(Direction::Outbound, msg));
+        assert_eq!(
+            fsm_error_sent(&out),
+            Some((fsm_subcode::UNEXPECTED_IN_OPEN_SENT, vec![message_type]))
+        );
+    }
+}
+
+#[test]
+fn unexpected_message_in_open_confirm_is_fsm_error_2_with_its_type_as_data() {
+    let mut fsm = open_sent(config());
+    fsm.handle(Input::Received(
+        Direction::Outbound,
+        peer_open(64512, 90, PEER_ID),
+    ));
+    let out = fsm.handle(Input::Received(
+        Direction::Outbound,
+        Message::Update(Update::default()),
+    ));
+    assert_eq!(
+        fsm_error_sent(&out),
+        Some((fsm_subcode::UNEXPECTED_IN_OPEN_CONFIRM, vec![2]))
+    );
+}
+
+#[test]
+fn unexpected_open_in_established_is_fsm_error_3_with_type_1_as_data() {
+    let mut fsm = established();
+    let out = fsm.handle(Input::Received(
+        Direction::Outbound,
+        peer_open(64512, 90, PEER_ID),
+    ));
+    assert_eq!(
+        fsm_error_sent(&out),
+        Some((fsm_subcode::UNEXPECTED_IN_ESTABLISHED, vec![1]))
+    );
+}
+
+// RFC 8654 §4: "A BGP speaker MAY send BGP Extended Messages to a peer only if the BGP Extended
+// Message Capability was received from that peer. An implementation that advertises the BGP
+// Extended Message Capability MUST be capable of receiving a message with a length up to and
+// including 65,535 octets."
+#[test]
+fn codec_receives_extended_messages_once_we_advertised_them_but_sends_them_only_to_a_peer_that_did()
+{
+    use crate::wire::{MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN};
+    // The peer's OPEN in `established()` has no capability 6; ours does.
+    let fsm = established();
+    let (_, n) = fsm.established().expect("established");
+    let codec = n.codec(fsm.config());
+    assert_eq!(codec.max_message_len, MAX_MESSAGE_LEN);
+    assert_eq!(codec.max_received_len, MAX_EXTENDED_MESSAGE_LEN);
+    assert_eq!(codec.receive_limit(), MAX_EXTENDED_MESSAGE_LEN);
+    // Without our capability 6, nothing over 4096 either way.
+    let ours_off = SessionConfig {
+        extended_message: false,
+        ..config()
+    };
+    let codec = n.codec(&ours_off);
+    assert_eq!(
+        (codec.max_message_len, codec.receive_limit()),
+        (MAX_MESSAGE_LEN, MAX_MESSAGE_LEN)
+    );
+    // Both sides: 65535 both ways.
+    let mut fsm = open_sent(config());
+    let Message::Open(mut open) = peer_open(64512, 90, PEER_ID) else {
+        unreachable!()
+    };
+    open.capabilities.push(Capability::ExtendedMessage);
+    fsm.handle(Input::Received(Direction::Outbound, Message::Open(open)));
+    fsm.handle(Input::Received(Direction::Outbound, Message::Keepalive));
+    let (_, n) = fsm.established().expect("established");
+    let codec = n.codec(fsm.config());
+    assert_eq!(
+        (codec.max_message_len, codec.receive_limit()),
+        (MAX_EXTENDED_MESSAGE_LEN, MAX_EXTENDED_MESSAGE_LEN)
+    );
+}
+
+// RFC 7606 §7.5, §7.9, §7.10 handle an error differently for an internal and an external
+// peer, so the decoder must know which one it is reading.
+#[test]
+fn codec_knows_whether_the_peer_is_internal() {
+    let fsm = established();
+    let (_, n) = fsm.established().expect("established");
+    assert!(!n.codec(fsm.config()).ibgp, "AS 4200000000 to AS 64512");
+    let ibgp = SessionConfig {
+        peer_as: 4_200_000_000,
+        ..config()
+    };
+    assert!(n.codec(&ibgp).ibgp);
 }
 
 #[test]

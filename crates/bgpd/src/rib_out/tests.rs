@@ -10,6 +10,7 @@ fn params() -> SessionParams {
         codec: CodecContext {
             four_octet_as: true,
             max_message_len: MAX_MESSAGE_LEN,
+            ..CodecContext::default()
         },
         families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
         next_hop_v4: Some(Ipv4Addr::new(192, 0, 2, 11)),

@@ -2,8 +2,9 @@
 //! for.
 //!
 //! This module owns framing ([`frame_len`]) and the strict, total decoder. It does not act on
-//! errors (the session does) and does not check what needs session knowledge (the peer's
-//! expected ASN, iBGP-only attributes, AS_CONFED segments from an eBGP peer).
+//! errors (the session does) and does not check what needs more session knowledge than the
+//! [`CodecContext`] carries (ASN width, the receive limit, internal or external peer): the
+//! peer's expected ASN, AS_CONFED segments from an eBGP peer.
 //!
 //! Every read is a bounds-checked slice operation: any byte string yields a message or an error,
 //! without panic, recursion, or an allocation sized by a length field rather than by the input.
@@ -15,10 +16,9 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use super::encode::flag;
 use super::{
     Afi, Aggregator, AsPath, AsSegment, Capability, CodecContext, DecodeError, ErrorAction, Family,
-    GracefulRestart, GracefulRestartFamily, HEADER_LEN, LargeCommunity, MAX_EXTENDED_MESSAGE_LEN,
-    MAX_MESSAGE_LEN, Message, MessageType, MpReach, MpUnreach, NextHop, Notification, Open,
-    OpenError, Origin, PathAttribute, RawAttribute, RecoveredError, RouteRefresh, Safi, Update,
-    UpdateError,
+    GracefulRestart, GracefulRestartFamily, HEADER_LEN, LargeCommunity, MAX_MESSAGE_LEN, Message,
+    MessageType, MpReach, MpUnreach, NextHop, Notification, Open, OpenError, Origin, PathAttribute,
+    RawAttribute, RecoveredError, RouteRefresh, Safi, Update, UpdateError,
 };
 
 /// RFC 4271 §4.2: the fixed part of an OPEN (header + 10 octets).
@@ -116,8 +116,8 @@ fn check_header(buf: &[u8], ctx: &CodecContext) -> Result<Option<Header>, Decode
             }
         }
     };
-    let max = ctx.max_message_len.min(MAX_EXTENDED_MESSAGE_LEN);
-    if length < HEADER_LEN || length > max {
+    // RFC 8654 §4: what we accept follows what we advertised, not what the peer did.
+    if length < HEADER_LEN || length > ctx.receive_limit() {
         return Err(bad_length());
     }
     let (message_type, in_bounds) = match type_octet {
@@ -150,7 +150,7 @@ fn check_header(buf: &[u8], ctx: &CodecContext) -> Result<Option<Header>, Decode
 ///
 /// The marker, length and type are validated as soon as the 19-octet header is there (the
 /// marker even earlier), before the body arrives: a length below 19, above
-/// `ctx.max_message_len`, or outside the type's bounds (OPEN 29..=4096, UPDATE >= 23,
+/// [`CodecContext::receive_limit`], or outside the type's bounds (OPEN 29..=4096, UPDATE >= 23,
 /// NOTIFICATION >= 21, KEEPALIVE == 19, ROUTE-REFRESH == 23) is Bad Message Length; an unknown
 /// type is Bad Message Type; a marker that is not all ones is Connection Not Synchronized.
 pub fn frame_len(buf: &[u8], ctx: &CodecContext) -> Result<Option<usize>, DecodeError> {
@@ -413,18 +413,28 @@ fn decode_update(body: &[u8], ctx: &CodecContext) -> Result<Update, DecodeError>
     let mut a = Reader::new(attr_bytes);
     while !a.is_empty() {
         let all = a.rest;
-        let (Some(flags), Some(type_code)) = (a.u8(), a.u8()) else {
-            return Err(list_error("truncated attribute header").into());
+        let (flags, type_code, len) = match attribute_header(&mut a) {
+            Ok(header) => header,
+            Err(cut) => {
+                // RFC 7606 §4: the last attribute overruns the Total Attribute Length, or fewer
+                // octets remain than an attribute header needs. Treat-as-withdraw, with the NLRI
+                // located by the Total Attribute Length (as `nlri_bytes` already is), unless the
+                // cut attribute is an MP one: its routes could not be known, so neither
+                // withdrawn (RFC 7606 §7.11).
+                if matches!(cut.type_code, Some(14 | 15)) {
+                    return Err(list_error(cut.reason).into());
+                }
+                update.recovered_errors.push(RecoveredError {
+                    action: ErrorAction::TreatAsWithdraw,
+                    error: list_error(cut.reason),
+                });
+                break;
+            }
         };
-        let len = if flags & flag::EXTENDED_LENGTH != 0 {
-            a.u16()
-        } else {
-            a.u8().map(u16::from)
-        }
-        .ok_or(list_error("truncated attribute header"))?;
-        let value = a
-            .take(usize::from(len))
-            .ok_or(list_error("attribute length exceeds the attribute list"))?;
+        let Some(value) = a.take(usize::from(len)) else {
+            // Unreachable: `attribute_header` checked that the value is there.
+            return Err(list_error("attribute length exceeds the attribute list").into());
+        };
         let raw = all
             .get(..all.len().saturating_sub(a.remaining()))
             .unwrap_or_default();
@@ -474,6 +484,23 @@ fn decode_update(body: &[u8], ctx: &CodecContext) -> Result<Update, DecodeError>
 
     update.nlri = parse_v4_prefixes(nlri_bytes, "NLRI")?;
 
+    // RFC 7606 §5.2: with path attributes but no NLRI, MP_REACH_NLRI or MP_UNREACH_NLRI there
+    // are no routes to treat as withdrawn, so "if any encountered error specifies an
+    // error-handling approach other than "attribute discard", then the "session reset"
+    // approach MUST be used".
+    let seen_type = |t: u8| seen.get(usize::from(t)).copied().unwrap_or_default();
+    if !attr_bytes.is_empty()
+        && update.nlri.is_empty()
+        && !seen_type(14)
+        && !seen_type(15)
+        && let Some(first) = update
+            .recovered_errors
+            .iter()
+            .find(|e| e.action == ErrorAction::TreatAsWithdraw)
+    {
+        return Err(first.error.clone().into());
+    }
+
     // RFC 4271 §6.3, RFC 4760 §3, RFC 7606 §3 (d): reachable routes need ORIGIN and AS_PATH,
     // and NEXT_HOP when they are in the NLRI field.
     let mp_reach = update.attributes.iter().any(|a| match a {
@@ -502,6 +529,37 @@ fn decode_update(body: &[u8], ctx: &CodecContext) -> Result<Update, DecodeError>
     Ok(update)
 }
 
+/// An attribute header that does not fit what is left of the attribute list.
+struct CutAttribute {
+    /// Known when at least the flags and type octets are there.
+    type_code: Option<u8>,
+    reason: &'static str,
+}
+
+/// Reads flags, type and length (RFC 4271 §4.3) and checks that the value fits the list.
+fn attribute_header(a: &mut Reader<'_>) -> Result<(u8, u8, u16), CutAttribute> {
+    let truncated = |type_code| CutAttribute {
+        type_code,
+        reason: "truncated attribute header",
+    };
+    let (Some(flags), Some(type_code)) = (a.u8(), a.u8()) else {
+        return Err(truncated(None));
+    };
+    let len = if flags & flag::EXTENDED_LENGTH != 0 {
+        a.u16()
+    } else {
+        a.u8().map(u16::from)
+    }
+    .ok_or(truncated(Some(type_code)))?;
+    if usize::from(len) > a.remaining() {
+        return Err(CutAttribute {
+            type_code: Some(type_code),
+            reason: "attribute length exceeds the attribute list",
+        });
+    }
+    Ok((flags, type_code, len))
+}
+
 /// The Optional and Transitive bits each attribute we interpret must carry (RFC 4271 §5,
 /// RFC 4456, RFC 4760, RFC 6793, RFC 8092); `None` for types we keep raw.
 fn expected_flags(type_code: u8) -> Option<u8> {
@@ -520,10 +578,40 @@ fn decode_attribute(
     raw: &[u8],
     ctx: &CodecContext,
 ) -> Outcome {
+    let outcome = interpret_attribute(flags, type_code, value, raw, ctx);
+    // RFC 7606 §7.5, §7.9, §7.10: from an external peer these attributes "SHALL be discarded
+    // using the approach of "attribute discard"", so an error in one (length or flags) costs
+    // only the attribute. Well-formed ones are kept for the caller, which ignores them
+    // (RFC 4271 §5.1.5).
+    match outcome {
+        Outcome::Recover(_, error) if !ctx.ibgp && matches!(type_code, 5 | 9 | 10) => {
+            Outcome::Recover(ErrorAction::AttributeDiscard, error)
+        }
+        other => other,
+    }
+}
+
+fn interpret_attribute(
+    flags: u8,
+    type_code: u8,
+    value: &[u8],
+    raw: &[u8],
+    ctx: &CodecContext,
+) -> Outcome {
     use ErrorAction::{AttributeDiscard, TreatAsWithdraw};
     let Some(expected) = expected_flags(type_code) else {
-        // Unknown types are kept as received (RFC 4271 §5 lets us drop unknown non-transitive
-        // ones; keeping them lets the caller see what the peer sent).
+        // RFC 4271 §5: "Well-known attributes must be recognized by all BGP
+        // implementations", so an unrecognized one claiming to be well-known is an error
+        // (§6.3: Unrecognized Well-known Attribute, the attribute as data). RFC 7606 does not
+        // relax this.
+        if flags & flag::OPTIONAL == 0 {
+            return Outcome::Reset(UpdateError::UnrecognizedWellKnownAttribute {
+                type_code,
+                attribute: raw.to_vec(),
+            });
+        }
+        // Unknown optional types are kept as received (RFC 4271 §5 lets us drop unknown
+        // non-transitive ones; keeping them lets the caller see what the peer sent).
         return Outcome::Keep(raw_attribute(flags, type_code, value));
     };
     // RFC 7606 §3 (c). MP attributes are handled by the caller, after parsing.

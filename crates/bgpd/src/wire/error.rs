@@ -7,7 +7,17 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Notification, error_code, header_subcode, open_subcode, update_subcode};
+use super::{
+    HEADER_LEN, MAX_MESSAGE_LEN, Notification, error_code, header_subcode, open_subcode,
+    update_subcode,
+};
+
+/// RFC 8654 §5: "if a NOTIFICATION is to be sent to a BGP speaker that has not advertised the
+/// BGP Extended Message Capability, the size of the message MUST NOT exceed 4,096 octets." We
+/// accept extended messages from a peer that did not advertise them (RFC 8654 §4), so an
+/// erroneous attribute can be larger than the NOTIFICATION that quotes it may be: the data is
+/// cut to what fits 4096 octets. Its first octets (flags, type, length) identify the attribute.
+const MAX_NOTIFICATION_DATA: usize = MAX_MESSAGE_LEN - HEADER_LEN - 2;
 
 /// A message that cannot be accepted: the session must be reset with
 /// [`DecodeError::notification`] (RFC 4271 §6).
@@ -141,7 +151,8 @@ impl OpenError {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UpdateError {
     /// RFC 4271 §6.3, RFC 7606 §4: the withdrawn-routes / attribute lengths or an attribute
-    /// header do not fit the message.
+    /// header do not fit the message. For the last attribute of the list (not MP_REACH_NLRI /
+    /// MP_UNREACH_NLRI) RFC 7606 §4 makes this treat-as-withdraw.
     #[error("malformed attribute list: {reason}")]
     MalformedAttributeList { reason: &'static str },
     /// RFC 7606 §3 (g): an attribute appears more than once. For MP_REACH_NLRI/MP_UNREACH_NLRI
@@ -163,6 +174,11 @@ pub enum UpdateError {
         expected: &'static str,
         attribute: Vec<u8>,
     },
+    /// RFC 4271 §5, §6.3: an attribute of a type we do not recognise arrived with the Optional
+    /// bit clear, i.e. claiming to be well-known. Every well-known attribute must be recognised
+    /// by every speaker, so this resets the session.
+    #[error("unrecognized well-known attribute type {type_code}")]
+    UnrecognizedWellKnownAttribute { type_code: u8, attribute: Vec<u8> },
     /// RFC 4271 §6.3, RFC 7606 §3 (d): ORIGIN, AS_PATH or NEXT_HOP is absent although the
     /// UPDATE carries reachable NLRI.
     #[error("missing well-known attribute type {type_code}")]
@@ -202,6 +218,9 @@ impl UpdateError {
             UpdateError::MalformedAttributeList { .. } | UpdateError::DuplicateAttribute { .. } => {
                 update_subcode::MALFORMED_ATTRIBUTE_LIST
             }
+            UpdateError::UnrecognizedWellKnownAttribute { .. } => {
+                update_subcode::UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE
+            }
             UpdateError::AttributeFlags { .. } => update_subcode::ATTRIBUTE_FLAGS_ERROR,
             UpdateError::AttributeLength { .. } => update_subcode::ATTRIBUTE_LENGTH_ERROR,
             UpdateError::MissingWellKnownAttribute { .. } => {
@@ -221,6 +240,7 @@ impl UpdateError {
             UpdateError::MalformedAttributeList { .. }
             | UpdateError::InvalidNetworkField { .. } => None,
             UpdateError::DuplicateAttribute { type_code }
+            | UpdateError::UnrecognizedWellKnownAttribute { type_code, .. }
             | UpdateError::AttributeFlags { type_code, .. }
             | UpdateError::AttributeLength { type_code, .. }
             | UpdateError::MissingWellKnownAttribute { type_code }
@@ -231,10 +251,14 @@ impl UpdateError {
         }
     }
 
-    /// The NOTIFICATION this error calls for when it resets the session (RFC 4271 §6.3).
+    /// The NOTIFICATION this error calls for when it resets the session (RFC 4271 §6.3), its
+    /// data cut so the whole message fits 4096 octets (RFC 8654 §5).
     pub fn notification(&self) -> Notification {
-        let data = match self {
-            UpdateError::AttributeFlags { attribute, .. }
+        let mut data = match self {
+            // RFC 4271 §6.3: for Unrecognized Well-known Attribute, as for the others here, the
+            // data is the attribute (type, length and value).
+            UpdateError::UnrecognizedWellKnownAttribute { attribute, .. }
+            | UpdateError::AttributeFlags { attribute, .. }
             | UpdateError::AttributeLength { attribute, .. }
             | UpdateError::InvalidOrigin { attribute, .. }
             | UpdateError::InvalidNextHop { attribute, .. }
@@ -246,6 +270,7 @@ impl UpdateError {
             | UpdateError::MalformedAsPath { .. }
             | UpdateError::InvalidNetworkField { .. } => Vec::new(),
         };
+        data.truncate(MAX_NOTIFICATION_DATA);
         Notification::new(error_code::UPDATE_MESSAGE, self.subcode(), data)
     }
 }

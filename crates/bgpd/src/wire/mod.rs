@@ -88,21 +88,44 @@ impl std::fmt::Display for Family {
     }
 }
 
-/// Negotiated parameters that change how messages are encoded and decoded.
+/// Session parameters that change how messages are encoded and decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CodecContext {
     /// Both OPENs carried capability 65 (RFC 6793): AS numbers in AS_PATH/AGGREGATOR are 4 octets.
     pub four_octet_as: bool,
-    /// [`MAX_MESSAGE_LEN`], or [`MAX_EXTENDED_MESSAGE_LEN`] when both sides sent capability 6.
+    /// The largest message we send: [`MAX_MESSAGE_LEN`], or [`MAX_EXTENDED_MESSAGE_LEN`] when
+    /// both sides sent capability 6 (RFC 8654 §4: only to a peer that advertised it).
     pub max_message_len: usize,
+    /// The largest message we accept: [`MAX_EXTENDED_MESSAGE_LEN`] once *we* advertised
+    /// capability 6, whether or not the peer did (RFC 8654 §4: the advertiser MUST be able to
+    /// receive it), else [`MAX_MESSAGE_LEN`]. The decoder never accepts less than
+    /// `max_message_len` (see [`CodecContext::receive_limit`]).
+    pub max_received_len: usize,
+    /// The peer is internal (same AS). RFC 7606 §7.5, §7.9, §7.10: LOCAL_PREF, ORIGINATOR_ID
+    /// and CLUSTER_LIST errors from an external peer are attribute discard, from an internal
+    /// one treat-as-withdraw.
+    pub ibgp: bool,
+}
+
+impl CodecContext {
+    /// The longest message the decoder accepts: the larger of the two limits, since a side
+    /// that may send extended messages has advertised them and so receives them too.
+    pub fn receive_limit(&self) -> usize {
+        self.max_received_len
+            .max(self.max_message_len)
+            .min(MAX_EXTENDED_MESSAGE_LEN)
+    }
 }
 
 impl Default for CodecContext {
-    /// What holds before the OPEN exchange: 2-octet ASNs and 4096-byte messages.
+    /// What holds before the OPEN exchange: 2-octet ASNs and 4096-byte messages, and an
+    /// external peer (ferrolb's usual one; the session sets `ibgp` from its configuration).
     fn default() -> Self {
         CodecContext {
             four_octet_as: false,
             max_message_len: MAX_MESSAGE_LEN,
+            max_received_len: MAX_MESSAGE_LEN,
+            ibgp: false,
         }
     }
 }
