@@ -708,3 +708,160 @@ fn join(addresses: &[IpAddr]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ferrolb_model::Resources;
+    use ferrolb_model::load::decode_object;
+
+    fn config(pools: &[(&str, &[&str])]) -> Config {
+        let mut resources = Resources::default();
+        for (name, addresses) in pools {
+            let doc = json!({"apiVersion": "ferrolb.io/v1beta1", "kind": "IPAddressPool",
+                             "metadata": {"name": name, "namespace": "ferrolb-system"},
+                             "spec": {"addresses": addresses}});
+            resources.add(decode_object(&doc).unwrap());
+        }
+        Config::build(&resources).unwrap()
+    }
+
+    fn service(name: &str, extra: Value) -> Arc<Service> {
+        let mut doc = json!({"metadata": {"name": name, "namespace": "shop", "resourceVersion": "1"},
+                             "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv4"],
+                                      "ports": [{"port": 80, "protocol": "TCP"}]}});
+        if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
+            for (key, value) in extra {
+                doc.insert(key.clone(), value.clone());
+            }
+        }
+        Arc::new(serde_json::from_value(doc).unwrap())
+    }
+
+    fn pass(
+        reconciler: &mut Reconciler,
+        config: Option<&Config>,
+        services: &[Arc<Service>],
+    ) -> Vec<Action> {
+        reconciler.pass(&PassInput {
+            config,
+            services,
+            namespaces: &BTreeMap::new(),
+            pools: &[],
+            now: jiff::Timestamp::UNIX_EPOCH,
+        })
+    }
+
+    fn events(actions: &[Action]) -> Vec<EventNote> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::ServiceEvent { event, .. } => Some(event.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn statuses(actions: &[Action]) -> Vec<Value> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::ServiceStatus { status, .. } => Some(status.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_class_filter_takes_classless_services_unless_a_class_is_required() {
+        let default = ClassFilter::default();
+        assert!(default.handles(None));
+        assert!(!default.handles(Some("ferrolb.io/bgp")));
+        let ours = ClassFilter {
+            class: Some("ferrolb.io/bgp".into()),
+            require_class: false,
+        };
+        assert!(ours.handles(None) && ours.handles(Some("ferrolb.io/bgp")));
+        assert!(!ours.handles(Some("example.com/other")));
+        let required = ClassFilter {
+            require_class: true,
+            ..ours
+        };
+        assert!(!required.handles(None) && required.handles(Some("ferrolb.io/bgp")));
+    }
+
+    #[test]
+    fn nothing_is_written_before_a_configuration_was_ever_valid() {
+        let mut reconciler = Reconciler::new(ClassFilter::default());
+        assert!(pass(&mut reconciler, None, &[service("web", json!({}))]).is_empty());
+        assert!(!reconciler.restored());
+    }
+
+    #[test]
+    fn a_pool_edit_that_strands_an_address_keeps_it_and_says_so() {
+        let mut reconciler = Reconciler::new(ClassFilter::default());
+        let wide = config(&[("public", &["192.0.2.0/28"])]);
+        let held = service(
+            "web",
+            json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.9"}]}}}),
+        );
+        let first = pass(&mut reconciler, Some(&wide), std::slice::from_ref(&held));
+        assert_eq!(
+            statuses(&first)[0]["loadBalancer"]["ingress"],
+            json!([{"ip": "192.0.2.9"}])
+        );
+        // A restored address that is already in status is not announced again.
+        assert!(events(&first).is_empty());
+        let narrow = config(&[("public", &["192.0.2.0/29"])]);
+        let second = pass(&mut reconciler, Some(&narrow), &[held]);
+        let status = &statuses(&second)[0];
+        assert_eq!(
+            status["loadBalancer"]["ingress"],
+            json!([{"ip": "192.0.2.9"}])
+        );
+        assert_eq!(status["conditions"][0]["reason"], json!("AddressKept"));
+        let event = &events(&second)[0];
+        assert!(event.warning);
+        assert_eq!(event.reason, "AddressKept");
+        assert!(
+            event.note.contains("192.0.2.9") && event.note.contains("in no pool"),
+            "{}",
+            event.note
+        );
+    }
+
+    #[test]
+    fn a_write_the_store_has_not_caught_up_with_is_not_sent_again() {
+        let mut reconciler = Reconciler::new(ClassFilter::default());
+        let cfg = config(&[("public", &["192.0.2.0/28"])]);
+        let web = service("web", json!({}));
+        let first = pass(&mut reconciler, Some(&cfg), std::slice::from_ref(&web));
+        assert_eq!(statuses(&first).len(), 1);
+        assert_eq!(events(&first)[0].reason, "IPAllocated");
+        // Same resource version: the watch has not delivered the write yet.
+        assert!(pass(&mut reconciler, Some(&cfg), &[web]).is_empty());
+    }
+
+    #[test]
+    fn a_service_with_unreadable_annotations_is_told_why_it_gets_nothing() {
+        let mut reconciler = Reconciler::new(ClassFilter::default());
+        let cfg = config(&[("public", &["192.0.2.0/28"])]);
+        let bad = service(
+            "bad",
+            json!({"metadata": {"name": "bad", "namespace": "shop", "resourceVersion": "1",
+                                "annotations": {"ferrolb.io/loadBalancerIPs": "not-an-ip"}}}),
+        );
+        let actions = pass(&mut reconciler, Some(&cfg), &[bad]);
+        let status = &statuses(&actions)[0];
+        assert_eq!(status["conditions"][0]["status"], json!("False"));
+        assert_eq!(status["conditions"][0]["reason"], json!("InvalidService"));
+        assert!(
+            status["conditions"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("loadBalancerIPs")
+        );
+        assert_eq!(events(&actions)[0].reason, "InvalidService");
+    }
+}
