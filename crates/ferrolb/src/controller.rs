@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use ferrolb_controller::{ClassFilter, Controller, ControllerMetrics, ControllerOptions};
 use ferrolb_model::duration::parse_duration;
 use tracing::info;
@@ -76,22 +75,6 @@ fn identity(args: &Args) -> String {
         .unwrap_or_else(|| "ferrolb-controller".into())
 }
 
-async fn client(args: &Args) -> anyhow::Result<kube::Client> {
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("--kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .with_context(|| format!("--kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig and not running in a cluster")?,
-    };
-    kube::Client::try_from(config).context("cannot build the Kubernetes client")
-}
-
 pub fn run(args: &Args) -> anyhow::Result<Outcome> {
     let duration = args.lease_duration.as_secs();
     let options = ControllerOptions {
@@ -109,7 +92,7 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
         resync: args.resync,
     };
     daemon::run(|| async {
-        let client = client(args).await?;
+        let client = crate::kubeclient::client(args.kubeconfig.as_deref()).await?;
         let metrics = ControllerMetrics::new()
             .map_err(|e| anyhow::anyhow!("cannot set up the metrics: {e}"))?;
         let controller = Controller::new(client, options.clone(), metrics.clone());

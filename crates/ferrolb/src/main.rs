@@ -8,6 +8,7 @@ mod crds;
 mod daemon;
 mod http;
 mod inputs;
+mod kubeclient;
 mod migrate;
 mod speaker;
 mod status;
