@@ -3,10 +3,12 @@
 //! The work itself (validation, conversion, manifests) lives in the library crates.
 
 mod check;
+mod controller;
 mod crds;
 mod daemon;
 mod http;
 mod inputs;
+mod kubeclient;
 mod migrate;
 mod speaker;
 mod status;
@@ -33,6 +35,8 @@ enum Command {
     Migrate(migrate::Args),
     /// Run the node agent: announce this node's service addresses from a folder of YAML.
     Speaker(speaker::Args),
+    /// Run the cluster controller: assign LoadBalancer addresses from the ferrolb.io pools.
+    Controller(controller::Args),
     /// Show a running speaker's sessions, routes, Services, pools or configuration state.
     Status(status::Args),
 }
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Migrate(args) => migrate::run(&args),
         Command::Speaker(args) => speaker::run(&args),
+        Command::Controller(args) => controller::run(&args),
         Command::Status(args) => status::run(&args),
     };
     match result {

@@ -1,5 +1,7 @@
 //! `ferrolb speaker --config-dir DIR --node-name NAME`: the node agent, run from a folder of
-//! the same YAML a cluster would hold (ferrolb.io resources and v1 Services).
+//! the same YAML a cluster would hold (ferrolb.io resources and v1 Services); or
+//! `ferrolb speaker --kubernetes --node-name NAME`, reading the same objects from the cluster
+//! and the addresses the controller wrote.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -13,7 +15,7 @@ use ferrolb_model::names::{check_label_key, check_label_value};
 use ferrolb_model::node::Node;
 use ferrolb_speaker::agent::{Agent, AgentOptions};
 use ferrolb_speaker::metrics::Metrics;
-use ferrolb_speaker::source::FolderSource;
+use ferrolb_speaker::source::{ClusterSource, FolderSource};
 use ferrolb_speaker::status_api::AgentStatusSource;
 use tracing::info;
 
@@ -26,8 +28,26 @@ use crate::http::Observed;
 pub struct Args {
     /// Folder of YAML: ferrolb.io resources, v1 Services, optionally EndpointSlices. Watched;
     /// each change is applied atomically, and a bad change keeps the last good configuration.
-    #[arg(long, value_name = "DIR")]
-    config_dir: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "kubernetes",
+        conflicts_with = "kubernetes"
+    )]
+    config_dir: Option<PathBuf>,
+    /// Read the ferrolb.io resources, Services, EndpointSlices and Nodes from the Kubernetes
+    /// cluster instead of a folder; addresses come from the Services' status (written by
+    /// `ferrolb controller`), this node's labels from its Node object.
+    #[arg(long)]
+    kubernetes: bool,
+    /// With --kubernetes: the kubeconfig; default $KUBECONFIG, ~/.kube/config, else the
+    /// in-cluster service account.
+    #[arg(long, value_name = "FILE", requires = "kubernetes")]
+    kubeconfig: Option<PathBuf>,
+    /// With --kubernetes: read ferrolb.io resources from this namespace only; default every
+    /// namespace.
+    #[arg(long, value_name = "NS", requires = "kubernetes")]
+    config_namespace: Option<String>,
     /// This node's name (what EndpointSlices' nodeName refer to).
     #[arg(long, value_name = "NAME")]
     node_name: String,
@@ -79,11 +99,10 @@ fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<Outcome> {
-    if !args.config_dir.is_dir() {
-        bail!(
-            "--config-dir {}: not a directory",
-            args.config_dir.display()
-        );
+    if let Some(dir) = &args.config_dir
+        && !dir.is_dir()
+    {
+        bail!("--config-dir {}: not a directory", dir.display());
     }
     let options = AgentOptions {
         node: Node {
@@ -95,7 +114,8 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
         listen_port: args.listen_port,
         drain_time: args.drain_time,
         load_balancer_class: args.load_balancer_class.clone(),
-        allocate: true,
+        // In a cluster the controller allocates; a folder has no controller.
+        allocate: !args.kubernetes,
     };
     daemon::run(|| async {
         let mut agent = Agent::start(options).await?;
@@ -116,12 +136,23 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
                 },
             )
             .await?;
-        let folder = FolderSource::new(&args.config_dir, args.watch_debounce);
-        let (_watch, updates) = folder
-            .updates()
-            .map_err(|e| anyhow::anyhow!("cannot watch {}: {e}", args.config_dir.display()))?;
-        info!(dir = %args.config_dir.display(), node = %args.node_name, "watching configuration");
-        agent.run(updates, daemon::terminated()?).await;
+        match &args.config_dir {
+            Some(dir) => {
+                let folder = FolderSource::new(dir, args.watch_debounce);
+                let (_watch, updates) = folder
+                    .updates()
+                    .map_err(|e| anyhow::anyhow!("cannot watch {}: {e}", dir.display()))?;
+                info!(dir = %dir.display(), node = %args.node_name, "watching configuration");
+                agent.run(updates, daemon::terminated()?).await;
+            }
+            None => {
+                let client = crate::kubeclient::client(args.kubeconfig.as_deref()).await?;
+                let source =
+                    ClusterSource::new(client, args.config_namespace.clone(), args.watch_debounce);
+                info!(node = %args.node_name, "watching the cluster");
+                agent.run(source.updates(), daemon::terminated()?).await;
+            }
+        }
         servers.stop().await;
         Ok(())
     })?;

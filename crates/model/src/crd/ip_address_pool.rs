@@ -54,6 +54,18 @@ pub const ADDRESSES_RULE: &str = "self.all(a, isCIDR(a) ? cidr(a) == cidr(a).mas
         json_path = ".status.availableIPv4"
     ),
     printcolumn(
+        name = "Assigned IPv6",
+        type_ = "string",
+        json_path = ".status.assignedIPv6",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Available IPv6",
+        type_ = "string",
+        json_path = ".status.availableIPv6",
+        priority = "1"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"

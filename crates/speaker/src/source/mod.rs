@@ -1,9 +1,11 @@
 //! Sources of the agent's inputs: each yields consistent snapshots (configuration, Services,
 //! endpoints, nodes) as a stream of [`SourceUpdate`]s, all or nothing per update.
 //!
-//! [`folder`] reads a folder of YAML. The agent does not care where a snapshot comes from; it
+//! [`folder`] reads a folder of YAML; [`cluster`] reads the same objects from a Kubernetes
+//! cluster. The agent does not care where a snapshot comes from; it
 //! only keeps the last good one when an update is refused.
 
+pub mod cluster;
 pub mod folder;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +16,7 @@ use ferrolb_model::Config;
 use ferrolb_model::node::Node;
 use ferrolb_model::service::{ServiceKey, ServiceView};
 
+pub use cluster::{ClusterSource, snapshot_from_view};
 pub use folder::{FolderSource, FolderWatch, read_config_dir};
 
 /// Everything the agent decides from, read at one moment.
