@@ -15,6 +15,12 @@ readonly PACKAGES=(
   curl
   shellcheck    # scripts/test.sh checks every shell script
   tcpdump
+  arping        # layer-2 lab tests: ARP requests from the client
+  ndisc6        # layer-2 lab tests: neighbour solicitations from the client
+  nftables      # BFD lab tests blackhole a link with the carrier up
+  yamllint      # scripts/test.sh lints the install manifests and the rendered chart
+  gcc-aarch64-linux-gnu   # links the linux/arm64 build that scripts/test.sh checks
+  libc6-dev-arm64-cross
   python3
   python3-pip
   protobuf-compiler  # protoc, for crates/api-grpc's build script
@@ -55,10 +61,10 @@ else
 fi
 
 # The binaries the lab starts, where lab/netns/lab.sh looks for them.
-for bin in /usr/lib/frr/zebra /usr/lib/frr/bgpd; do
+for bin in /usr/lib/frr/zebra /usr/lib/frr/bgpd /usr/lib/frr/bfdd; do
   [[ -x "$bin" ]] || die "$bin is missing although frr is installed"
 done
-for tool in vtysh bird birdc gobgpd gobgp ip ping sysctl flock setpriv shellcheck; do
+for tool in vtysh bird birdc gobgpd gobgp ip ping sysctl flock setpriv shellcheck arping ndisc6 nft yamllint aarch64-linux-gnu-gcc; do
   command -v "$tool" >/dev/null 2>&1 || die "'$tool' is not on PATH although its package is installed"
 done
 echo "install-deps.sh: lab binaries present: frr $(dpkg-query -W -f='${Version}' frr), bird2 $(dpkg-query -W -f='${Version}' bird2), gobgpd $(dpkg-query -W -f='${Version}' gobgpd)"

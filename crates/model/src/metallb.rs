@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::community::CommunityValue;
 use crate::crd::{
     API_VERSION, BFDProfile, BFDProfileSpec, BGPAdvertisement, BGPAdvertisementSpec, BGPPeer,
     BGPPeerSpec, Community, CommunityAlias, CommunitySpec, ConfigObject, IPAddressPool,
@@ -88,6 +89,47 @@ pub fn is_metallb(document: &Value) -> bool {
 
 /// Converts one MetalLB document.
 pub fn convert(document: &Value) -> Result<Conversion, ConversionError> {
+    let mut conversion = convert_document(document)?;
+    for object in &mut conversion.objects {
+        if let ConfigObject::Community(community) = object {
+            drop_well_known_aliases(community, &mut conversion.notes);
+        }
+    }
+    Ok(conversion)
+}
+
+/// MetalLB accepts an alias named like a well-known community (`no-advertise: 65535:65282` is
+/// common in its examples); ferrolb refuses those names because an alias must never change what a
+/// well-known name means. When the alias means exactly the well-known value, it is dropped: every
+/// reference to the name resolves to the same value without it. A different value stays, and
+/// validation reports it.
+fn drop_well_known_aliases(community: &mut Community, notes: &mut Vec<MigrationNote>) {
+    let mut index = 0;
+    community.spec.communities.retain(|alias| {
+        let field = format!("spec.communities[{index}]");
+        index += 1;
+        let Some(known) = crate::community::well_known(&alias.name) else {
+            return true;
+        };
+        let same = matches!(
+            crate::community::parse_literal(&alias.value),
+            Ok(Some(CommunityValue::Standard(value))) if value == known
+        );
+        if same {
+            notes.push(MigrationNote {
+                field,
+                message: format!(
+                    "alias {:?} dropped: it is ferrolb's well-known name for the same value {}, so \
+                     references to it keep their meaning",
+                    alias.name, alias.value
+                ),
+            });
+        }
+        !same
+    });
+}
+
+fn convert_document(document: &Value) -> Result<Conversion, ConversionError> {
     let (api_version, kind) = type_meta(document).map_err(ConversionError::Field)?;
     if kind == "ConfigMap" {
         return convert_legacy_config_map(document);
@@ -733,6 +775,59 @@ mod tests {
 
     fn notes(conversion: &Conversion) -> Vec<String> {
         conversion.notes.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn an_alias_that_repeats_a_well_known_community_is_dropped_with_a_note() {
+        let conversion = convert(&yaml(
+            "
+apiVersion: metallb.io/v1beta1
+kind: Community
+metadata: {name: communities, namespace: metallb-system}
+spec:
+  communities:
+    - {name: no-advertise, value: '65535:65282'}
+    - {name: vpn-only, value: '64500:1234'}
+",
+        ))
+        .unwrap();
+        let [ConfigObject::Community(community)] = conversion.objects.as_slice() else {
+            panic!("expected one Community, got {:?}", conversion.objects);
+        };
+        let kept: Vec<_> = community
+            .spec
+            .communities
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(kept, ["vpn-only"]);
+        let notes = notes(&conversion);
+        assert!(
+            notes.iter().any(
+                |n| n.contains("spec.communities[0]") && n.contains("\"no-advertise\" dropped")
+            ),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn an_alias_that_redefines_a_well_known_community_is_kept_for_validation_to_refuse() {
+        let conversion = convert(&yaml(
+            "
+apiVersion: metallb.io/v1beta1
+kind: Community
+metadata: {name: communities, namespace: metallb-system}
+spec:
+  communities:
+    - {name: no-export, value: '64500:1'}
+",
+        ))
+        .unwrap();
+        let [ConfigObject::Community(community)] = conversion.objects.as_slice() else {
+            panic!("expected one Community, got {:?}", conversion.objects);
+        };
+        assert_eq!(community.spec.communities.len(), 1);
+        assert!(conversion.notes.is_empty(), "{:?}", conversion.notes);
     }
 
     #[test]

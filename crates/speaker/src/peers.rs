@@ -40,7 +40,7 @@ pub enum PeerProblem {
     },
     /// `spec.dynamicASN: external`.
     DynamicExternalAsn,
-    /// `spec.passwordSecret` where no Secrets can be read (a configuration folder).
+    /// `spec.passwordSecret`: reading Secrets is not implemented yet, in a folder or a cluster.
     PasswordSecretOutsideCluster {
         /// The Secret's name.
         secret: String,
@@ -80,8 +80,8 @@ impl fmt::Display for PeerProblem {
             ),
             PeerProblem::PasswordSecretOutsideCluster { secret } => write!(
                 f,
-                "spec.passwordSecret ({secret}): Secrets are read from the Kubernetes API; in a \
-                 configuration folder write the password in spec.password"
+                "spec.passwordSecret ({secret}): the speaker does not read passwords from Secrets \
+                 yet; write the password in spec.password"
             ),
         }
     }
@@ -257,7 +257,7 @@ mod tests {
             ),
             (
                 "{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, passwordSecret: {name: bgp}}",
-                "spec.passwordSecret (bgp): Secrets are read from the Kubernetes API",
+                "spec.passwordSecret (bgp): the speaker does not read passwords from Secrets yet",
             ),
         ];
         for (spec, start) in cases {
