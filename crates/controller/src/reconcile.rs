@@ -27,26 +27,7 @@ pub const POOL_FINALIZER: &str = "ferrolb.io/pool-protection";
 /// The condition type in `IPAddressPool.status.conditions` saying who holds its addresses.
 pub const POOL_IN_USE: &str = "InUse";
 
-/// Which Services this controller handles.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ClassFilter {
-    /// `--load-balancer-class`: Services with this `spec.loadBalancerClass` are handled.
-    pub class: Option<String>,
-    /// `--require-load-balancer-class`: Services without a class are left alone.
-    pub require_class: bool,
-}
-
-impl ClassFilter {
-    /// Whether a Service with this `spec.loadBalancerClass` is ours. Without a class flag only
-    /// Services without a class are; with one, Services of that class, and Services without a
-    /// class unless the class is required.
-    pub fn handles(&self, service_class: Option<&str>) -> bool {
-        match service_class {
-            None => !self.require_class,
-            Some(class) => self.class.as_deref() == Some(class),
-        }
-    }
-}
+pub use ferrolb_model::service::ClassFilter;
 
 /// A pool as the cluster holds it (metadata and current status), for finalizers and status.
 #[derive(Clone, Debug, Default, PartialEq)]

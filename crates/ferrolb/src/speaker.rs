@@ -13,6 +13,7 @@ use anyhow::bail;
 use ferrolb_model::duration::parse_duration;
 use ferrolb_model::names::{check_label_key, check_label_value};
 use ferrolb_model::node::Node;
+use ferrolb_speaker::addressing::ClassFilter;
 use ferrolb_speaker::agent::{Agent, AgentOptions};
 use ferrolb_speaker::metrics::Metrics;
 use ferrolb_speaker::source::{ClusterSource, FolderSource};
@@ -67,9 +68,14 @@ pub struct Args {
     /// withdrawn and sessions closed with a Cease.
     #[arg(long, value_name = "DURATION", value_parser = parse_go_duration, default_value = "5s")]
     drain_time: Duration,
-    /// Handle only Services with this spec.loadBalancerClass (default: Services without one).
+    /// Also handle Services with this spec.loadBalancerClass (Services without a class too,
+    /// unless --require-load-balancer-class). Default: only Services without a class. Use the
+    /// same class flags as the controller's.
     #[arg(long, value_name = "CLASS")]
     load_balancer_class: Option<String>,
+    /// Handle only Services of --load-balancer-class; leave Services without a class alone.
+    #[arg(long, requires = "load_balancer_class")]
+    require_load_balancer_class: bool,
     /// Quiet time after a change in the folder before it is read.
     #[arg(long, value_name = "DURATION", value_parser = parse_go_duration, default_value = "50ms")]
     watch_debounce: Duration,
@@ -113,7 +119,10 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
         bind_vips: args.bind_vips.clone(),
         listen_port: args.listen_port,
         drain_time: args.drain_time,
-        load_balancer_class: args.load_balancer_class.clone(),
+        load_balancer_class: ClassFilter {
+            class: args.load_balancer_class.clone(),
+            require_class: args.require_load_balancer_class,
+        },
         // In a cluster the controller allocates; a folder has no controller.
         allocate: !args.kubernetes,
     };

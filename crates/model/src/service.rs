@@ -108,6 +108,37 @@ impl fmt::Display for ServiceKey {
     }
 }
 
+/// Which Services an installation handles, by `spec.loadBalancerClass`; the controller and every
+/// speaker use the same flags, so they agree on it. Without a class only Services without one are
+/// handled; with a class, Services of that class too, and only those when it is required
+/// (`--require-load-balancer-class`, for a cluster where another implementation is the default).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClassFilter {
+    /// `--load-balancer-class`.
+    pub class: Option<String>,
+    /// `--require-load-balancer-class`: Services without a class are left to another
+    /// implementation.
+    pub require_class: bool,
+}
+
+impl ClassFilter {
+    /// Services of `class` only.
+    pub fn required(class: impl Into<String>) -> ClassFilter {
+        ClassFilter {
+            class: Some(class.into()),
+            require_class: true,
+        }
+    }
+
+    /// Whether a Service with this `spec.loadBalancerClass` is handled.
+    pub fn handles(&self, service_class: Option<&str>) -> bool {
+        match service_class {
+            None => !self.require_class,
+            Some(class) => self.class.as_deref() == Some(class),
+        }
+    }
+}
+
 /// A Service as ferrolb needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceView {
@@ -309,10 +340,9 @@ impl ServiceView {
         self.service_type == ServiceType::LoadBalancer
     }
 
-    /// Whether a controller configured with `class` handles this Service: with no class, only
-    /// Services without `loadBalancerClass`; with a class, only Services with exactly that one.
-    pub fn has_load_balancer_class(&self, class: Option<&str>) -> bool {
-        self.load_balancer_class.as_deref() == class
+    /// Whether the controller and speakers configured with `filter` handle this Service.
+    pub fn is_handled_by(&self, filter: &ClassFilter) -> bool {
+        filter.handles(self.load_balancer_class.as_deref())
     }
 
     /// Which backends the Service's traffic reaches. Two Services may share an address only with
@@ -534,8 +564,8 @@ status:
             view.deprecated_annotations,
             ["metallb.universe.tf/address-pool"]
         );
-        assert!(view.has_load_balancer_class(None));
-        assert!(!view.has_load_balancer_class(Some("ferrolb.io/lb")));
+        assert!(view.is_handled_by(&ClassFilter::default()));
+        assert!(!view.is_handled_by(&ClassFilter::required("ferrolb.io/lb")));
     }
 
     #[test]

@@ -28,8 +28,7 @@ use tracing::warn;
 
 use crate::plan::ServiceInput;
 
-/// Which Services a node or controller handles, by `spec.loadBalancerClass`.
-pub type ClassFilter<'a> = Option<&'a str>;
+pub use ferrolb_model::service::ClassFilter;
 
 /// Where addresses come from.
 pub enum Addressing {
@@ -57,7 +56,7 @@ impl Addressing {
         config: &Config,
         services: &[ServiceView],
         endpoints: &BTreeMap<ServiceKey, BTreeSet<String>>,
-        class: ClassFilter<'_>,
+        class: &ClassFilter,
     ) -> Addressed {
         match self {
             Addressing::Folder(allocations) => {
@@ -96,13 +95,11 @@ fn pool_of(config: &Config, ip: IpAddr) -> Option<String> {
 }
 
 /// The LoadBalancer Services of our class, first of each name only.
-fn ours<'s>(services: &'s [ServiceView], class: ClassFilter<'_>) -> Vec<&'s ServiceView> {
+fn ours<'s>(services: &'s [ServiceView], class: &ClassFilter) -> Vec<&'s ServiceView> {
     let mut seen = BTreeSet::new();
     services
         .iter()
-        .filter(|s| {
-            s.is_load_balancer() && s.has_load_balancer_class(class) && seen.insert(s.key())
-        })
+        .filter(|s| s.is_load_balancer() && s.is_handled_by(class) && seen.insert(s.key()))
         .collect()
 }
 
@@ -158,7 +155,7 @@ impl Allocations {
         config: &Config,
         services: &[ServiceView],
         endpoints: &BTreeMap<ServiceKey, BTreeSet<String>>,
-        class: ClassFilter<'_>,
+        class: &ClassFilter,
     ) -> (Vec<ServiceInput>, Vec<AddressMove>) {
         let mut allocator = alloc::Allocator::new();
         if let Err(e) = allocator.set_pools(
@@ -278,7 +275,11 @@ mod tests {
         cfg: &Config,
         svcs: &[ServiceView],
     ) -> Vec<(String, Vec<IpAddr>)> {
-        addresses(&agent.update(cfg, svcs, &BTreeMap::new(), None).0)
+        addresses(
+            &agent
+                .update(cfg, svcs, &BTreeMap::new(), &ClassFilter::default())
+                .0,
+        )
     }
 
     #[test]
@@ -318,7 +319,7 @@ mod tests {
             &cfg,
             &[service("web", ""), service("api", "")],
             &BTreeMap::new(),
-            None,
+            &ClassFilter::default(),
         );
         assert_eq!(
             addresses(&out),
@@ -339,7 +340,7 @@ mod tests {
             &cfg,
             &[service("api", ""), service("web", "")],
             &BTreeMap::new(),
-            None,
+            &ClassFilter::default(),
         );
         assert_eq!(
             moves,
@@ -363,7 +364,7 @@ mod tests {
             &config("203.0.113.5-203.0.113.20"),
             &[service("web", "")],
             &BTreeMap::new(),
-            None,
+            &ClassFilter::default(),
         );
         assert_eq!(
             moves,
@@ -409,7 +410,7 @@ mod tests {
             &cfg,
             &[service("a", ""), service("b", "")],
             &BTreeMap::new(),
-            None,
+            &ClassFilter::default(),
         );
         assert!(out[1].addresses.is_empty());
         let reason = out[1].unassigned_reason.clone().expect("a reason");
@@ -430,7 +431,7 @@ mod tests {
                 ),
             ],
             &BTreeMap::new(),
-            None,
+            &ClassFilter::default(),
         );
         assert_eq!(
             addresses(&out),
@@ -452,12 +453,17 @@ mod tests {
             service("mine", ""),
             service("other", ", \"loadBalancerClass\": \"example.com/other\""),
         ];
-        let (out, _) = agent.update(&cfg, &svcs, &BTreeMap::new(), None);
+        let (out, _) = agent.update(&cfg, &svcs, &BTreeMap::new(), &ClassFilter::default());
         assert_eq!(
             out.iter().map(|s| s.key.name.as_str()).collect::<Vec<_>>(),
             vec!["mine"]
         );
-        let (out, _) = agent.update(&cfg, &svcs, &BTreeMap::new(), Some("example.com/other"));
+        let (out, _) = agent.update(
+            &cfg,
+            &svcs,
+            &BTreeMap::new(),
+            &ClassFilter::required("example.com/other"),
+        );
         assert_eq!(
             out.iter().map(|s| s.key.name.as_str()).collect::<Vec<_>>(),
             vec!["other"]
@@ -472,7 +478,12 @@ mod tests {
             ServiceKey::new("demo", "a"),
             BTreeSet::from(["n1".to_string()]),
         )]);
-        let (out, _) = agent.update(&cfg, &[service("a", ""), service("b", "")], &eps, None);
+        let (out, _) = agent.update(
+            &cfg,
+            &[service("a", ""), service("b", "")],
+            &eps,
+            &ClassFilter::default(),
+        );
         assert_eq!(
             out[0].endpoints,
             Endpoints::Known {

@@ -22,7 +22,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-use crate::addressing::{Addressing, Allocations};
+use crate::addressing::{Addressing, Allocations, ClassFilter};
 use crate::desired::{Desired, desired};
 use crate::peers::{PeerProblem, PeerWarning};
 use crate::plan::Plan;
@@ -43,8 +43,8 @@ pub struct AgentOptions {
     pub listen_port: u16,
     /// How long routes carry GRACEFUL_SHUTDOWN before they are withdrawn when stopping.
     pub drain_time: Duration,
-    /// Handle only Services of this `loadBalancerClass` (None: Services without a class).
-    pub load_balancer_class: Option<String>,
+    /// Which Services to handle, by `loadBalancerClass`; the same flags as the controller's.
+    pub load_balancer_class: ClassFilter,
     /// Allocate addresses on this node (a folder), or read them from the Services' status.
     pub allocate: bool,
 }
@@ -211,7 +211,7 @@ impl Agent {
             snapshot,
             &self.options.node,
             router_id,
-            self.options.load_balancer_class.as_deref(),
+            &self.options.load_balancer_class,
             &mut self.addressing,
         );
         log_decisions(&desired);

@@ -59,7 +59,7 @@ pub fn desired(
     snapshot: &Snapshot,
     node: &Node,
     router_id: Option<Ipv4Addr>,
-    class: ClassFilter<'_>,
+    class: &ClassFilter,
     addressing: &mut Addressing,
 ) -> Desired {
     let node = snapshot.nodes.get(&node.name).unwrap_or(node);

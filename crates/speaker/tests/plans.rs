@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use ferrolb_bgpd::SpeakerStatus;
 use ferrolb_model::node::Node;
-use ferrolb_speaker::addressing::{Addressing, Allocations};
+use ferrolb_speaker::addressing::{Addressing, Allocations, ClassFilter};
 use ferrolb_speaker::agent::AgentStatus;
 use ferrolb_speaker::desired::desired;
 use ferrolb_speaker::source::read_config_dir;
@@ -73,7 +73,13 @@ fn plan_of(case: &Path) -> Value {
         labels: node_file.labels,
     };
     let mut addressing = Addressing::Folder(Allocations::new());
-    let d = desired(&snapshot, &node, node_file.router_id, None, &mut addressing);
+    let d = desired(
+        &snapshot,
+        &node,
+        node_file.router_id,
+        &ClassFilter::default(),
+        &mut addressing,
+    );
     let sessions: Vec<Value> = d
         .peers
         .iter()
