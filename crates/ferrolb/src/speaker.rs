@@ -12,6 +12,7 @@ use ferrolb_model::duration::parse_duration;
 use ferrolb_model::names::{check_label_key, check_label_value};
 use ferrolb_model::node::Node;
 use ferrolb_speaker::agent::{Agent, AgentOptions};
+use ferrolb_speaker::l2_shell::L2ShellOptions;
 use ferrolb_speaker::metrics::Metrics;
 use ferrolb_speaker::source::FolderSource;
 use ferrolb_speaker::status_api::AgentStatusSource;
@@ -56,6 +57,15 @@ pub struct Args {
     /// The gRPC status API (ferrolb.v1.Status, health, reflection), read by `ferrolb status`.
     #[arg(long, value_name = "ADDR:PORT", default_value = ferrolb_api_grpc::DEFAULT_ADDRESS)]
     status_address: SocketAddr,
+    /// The layer-2 heartbeat key: a file of at least 16 octets (32 random octets recommended,
+    /// e.g. `head -c 32 /dev/urandom > l2.key`), the same on every node of the segment.
+    /// Required when an L2Advertisement selects this node.
+    #[arg(long, value_name = "PATH")]
+    l2_key_file: Option<PathBuf>,
+    /// The layer-2 segment name, the same on every node of one cluster (beats of another
+    /// segment are ignored).
+    #[arg(long, value_name = "NAME", default_value = ferrolb_speaker::l2_shell::DEFAULT_SEGMENT)]
+    l2_segment: String,
     /// Prometheus metrics, /healthz and /readyz over HTTP.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9120")]
     metrics_address: SocketAddr,
@@ -78,6 +88,21 @@ fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
     Ok(labels)
 }
 
+/// The heartbeat key file: its bytes, at least 16 of them.
+fn read_l2_key(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let key = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("--l2-key-file {}: {e}", path.display()))?;
+    if key.len() < 16 {
+        bail!(
+            "--l2-key-file {}: {} octets; the heartbeat key needs at least 16 (32 random \
+             octets recommended: head -c 32 /dev/urandom > FILE)",
+            path.display(),
+            key.len()
+        );
+    }
+    Ok(key)
+}
+
 pub fn run(args: &Args) -> anyhow::Result<Outcome> {
     if !args.config_dir.is_dir() {
         bail!(
@@ -85,6 +110,7 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
             args.config_dir.display()
         );
     }
+    let l2_key = args.l2_key_file.as_deref().map(read_l2_key).transpose()?;
     let options = AgentOptions {
         node: Node {
             name: args.node_name.clone(),
@@ -96,6 +122,11 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
         drain_time: args.drain_time,
         load_balancer_class: args.load_balancer_class.clone(),
         allocate: true,
+        l2: L2ShellOptions {
+            node_id: args.node_name.clone(),
+            segment: args.l2_segment.clone(),
+            key: l2_key,
+        },
     };
     daemon::run(|| async {
         let mut agent = Agent::start(options).await?;
@@ -103,7 +134,9 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
             .map_err(|e| anyhow::anyhow!("cannot set up the metrics: {e}"))?;
         agent.on_read(metrics.read_observer());
         let mut servers = Servers::new();
-        let status = Arc::new(AgentStatusSource::new(agent.status(), agent.bgp_status()));
+        let status = Arc::new(
+            AgentStatusSource::new(agent.status(), agent.bgp_status()).with_l2(agent.l2_view()),
+        );
         servers.status(args.status_address, status).await?;
         let metrics = Arc::new(metrics);
         let ready = metrics.clone();
