@@ -132,6 +132,9 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
         let mut agent = Agent::start(options).await?;
         let metrics = Metrics::new(agent.status(), agent.bgp_status())
             .map_err(|e| anyhow::anyhow!("cannot set up the metrics: {e}"))?;
+        metrics
+            .with_l2(agent.l2_view())
+            .map_err(|e| anyhow::anyhow!("cannot set up the layer-2 metrics: {e}"))?;
         agent.on_read(metrics.read_observer());
         let mut servers = Servers::new();
         let status = Arc::new(
