@@ -376,7 +376,14 @@ fn services_table(r: &pb::ListServicesResponse) -> String {
             let mut peers: Vec<&str> = s.announcements.iter().map(|a| a.peer.as_str()).collect();
             peers.dedup();
             let detail = if s.announced {
-                let mut d = format!("to {}", peers.join(","));
+                let mut places = Vec::new();
+                if !peers.is_empty() {
+                    places.push(format!("to {}", peers.join(",")));
+                }
+                if !s.l2_group.is_empty() {
+                    places.push(format!("layer 2 (group {})", s.l2_group));
+                }
+                let mut d = places.join(", ");
                 if !s.reasons.is_empty() {
                     d.push_str(&format!(" (also: {})", s.reasons.join("; ")));
                 }

@@ -163,8 +163,18 @@ impl Segment {
         &self,
         count: u32,
         interval: Duration,
-        mut during: impl FnMut(Instant),
+        during: impl FnMut(Instant),
     ) -> Vec<(Instant, String)> {
+        self.arping_counted(count, interval, during).0
+    }
+
+    /// [`Segment::arping`], and arping's own count of requests sent and replies received.
+    fn arping_counted(
+        &self,
+        count: u32,
+        interval: Duration,
+        mut during: impl FnMut(Instant),
+    ) -> (Vec<(Instant, String)>, (u64, u64)) {
         let interval = format!("{:.3}", interval.as_secs_f64());
         let count = count.to_string();
         let mut child = self
@@ -191,7 +201,20 @@ impl Segment {
         during(started);
         let _ = child.wait();
         reader.join().unwrap();
-        rx.try_iter()
+        let lines: Vec<(Instant, String)> = rx.try_iter().collect();
+        // "5 packets transmitted, 5 packets received,   0% unanswered (0 extra)"
+        let totals = lines
+            .iter()
+            .find_map(|(_, line)| {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                let sent = words.first()?.parse().ok()?;
+                let received = words.get(3)?.parse().ok()?;
+                (words.get(1) == Some(&"packets") && words.get(2) == Some(&"transmitted,"))
+                    .then_some((sent, received))
+            })
+            .unwrap_or_else(|| panic!("no arping summary: {lines:?}"));
+        let replies = lines
+            .into_iter()
             .filter_map(|(at, line)| {
                 // "60 bytes from 02:..:.. (198.18.0.200): index=3 time=1.2 msec"
                 let rest = line.split(" bytes from ").nth(1)?;
@@ -199,7 +222,8 @@ impl Segment {
                 line.contains(&format!("({VIP})"))
                     .then(|| (at, mac.to_lowercase()))
             })
-            .collect()
+            .collect();
+        (replies, totals)
     }
 }
 
@@ -284,4 +308,48 @@ fn one_node_answers_and_a_survivor_takes_over_within_a_second_of_a_sigkill() {
         table.contains(&format!("{VIP}  {new_owner} (here)")),
         "{table}"
     );
+}
+
+#[test]
+fn a_sigterm_hands_the_vip_to_another_node_without_losing_a_request() {
+    let mut segment = Segment::up();
+    let owner = segment.agreed_owner(&[1, 2, 3]);
+    let owner_index: usize = owner.trim_start_matches('n').parse().unwrap();
+    let owner_mac = segment.mac(owner_index);
+    let owner_pid = i32::try_from(segment.speakers[&owner_index].id()).unwrap();
+    let (replies, (sent, received)) =
+        segment.arping_counted(60, Duration::from_millis(20), |started| {
+            std::thread::sleep(Duration::from_millis(400).saturating_sub(started.elapsed()));
+            kill(Pid::from_raw(owner_pid), Signal::SIGTERM).unwrap();
+        });
+    assert_eq!(sent, 60);
+    assert_eq!(received, 60, "requests went unanswered during the drain");
+    let macs: Vec<&String> = replies.iter().map(|(_, m)| m).collect();
+    let first_other = macs
+        .iter()
+        .position(|m| **m != owner_mac)
+        .unwrap_or_else(|| panic!("the VIP never moved: {macs:?}"));
+    assert!(first_other > 0, "the owner answered first");
+    assert!(
+        macs[first_other..].iter().all(|m| *m == macs[first_other]),
+        "one new owner, never back: {macs:?}"
+    );
+    let mut old = segment.speakers.remove(&owner_index).unwrap();
+    let exit = wait_for(Duration::from_secs(20), Duration::from_millis(50), || {
+        old.try_wait().unwrap()
+    })
+    .unwrap_or_else(|e| panic!("the drained speaker did not exit: {e}"));
+    assert!(exit.success(), "{exit:?}");
+    let survivors: Vec<usize> = (1..=NODES).filter(|i| *i != owner_index).collect();
+    let new_owner = segment.agreed_owner(&survivors);
+    let new_index: usize = new_owner.trim_start_matches('n').parse().unwrap();
+    assert_eq!(&segment.mac(new_index), macs[first_other]);
+    let status = segment.status(new_index).unwrap();
+    let group = status["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"] == VIP)
+        .unwrap();
+    assert_eq!(group["reason"], format!("Drained({owner})"));
 }

@@ -464,3 +464,46 @@ pub fn bind_refusal(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set<T: Ord + Clone>(items: &[T]) -> BTreeSet<T> {
+        items.iter().cloned().collect()
+    }
+
+    #[test]
+    fn nothing_to_bind_is_never_refused() {
+        assert_eq!(
+            bind_refusal("eth1", &BTreeSet::new(), &set(&["eth1".into()])),
+            None
+        );
+    }
+
+    #[test]
+    fn binding_on_an_answered_interface_is_refused_for_either_family() {
+        for vip in ["198.18.0.200", "fd00:18::200"] {
+            let why = bind_refusal(
+                "eth1",
+                &set(&[vip.parse().unwrap()]),
+                &set(&["eth1".into()]),
+            )
+            .unwrap_or_else(|| panic!("{vip}: binding on eth1 was allowed"));
+            assert!(why.contains("bind them to lo"), "{why}");
+        }
+    }
+
+    #[test]
+    fn ipv6_vips_on_another_interface_are_bound() {
+        // The kernel answers solicitations only for addresses on the receiving interface.
+        assert_eq!(
+            bind_refusal(
+                "lo",
+                &set(&["fd00:18::200".parse().unwrap()]),
+                &set(&["eth1".into()])
+            ),
+            None
+        );
+    }
+}

@@ -3,9 +3,10 @@
 //! Each case is a folder `tests/plans/<case>/` holding `config/` (the YAML a configuration
 //! folder would hold: ferrolb.io resources, Services, EndpointSlices), `node.yaml` (this node:
 //! `name`, `labels`, and optionally `routerID`) and `expected.json`: what `ferrolb status
-//! services`, `routes`, `config` and `l2` (its plan part: groups, Services, eligibility) would show for that node (`-o json`), with the BGP
-//! sessions it would run. The plan goes through the same code as the running agent (the
-//! folder reader, then the pure step `desired`), with no sockets and no root.
+//! services`, `routes`, `config` and `l2` (its plan part: groups, Services, eligibility) would
+//! show for that node (`-o json`), with the BGP sessions it would run. The plan goes through
+//! the same code as the running agent (the folder reader, then the pure step `desired`), with
+//! no sockets and no root.
 //!
 //! After an intended change of behaviour, rewrite the expected files with
 //! `FERROLB_UPDATE_GOLDEN=1 cargo test -p ferrolb-speaker --test plans` and review the diff.
