@@ -132,11 +132,18 @@ impl Segment {
 
     /// Waits until every node in `nodes` names the same owner; returns it.
     fn agreed_owner(&self, nodes: &[usize]) -> String {
+        self.agreed_owner_other_than(nodes, "")
+    }
+
+    /// Waits until every node in `nodes` names the same owner, other than `previous`.
+    fn agreed_owner_other_than(&self, nodes: &[usize], previous: &str) -> String {
         wait_for(Duration::from_secs(20), Duration::from_millis(100), || {
             let owners: Vec<Result<String, String>> =
                 nodes.iter().map(|i| self.owner_seen_by(*i)).collect();
             match owners.first() {
-                Some(Ok(first)) if owners.iter().all(|o| o.as_ref() == Ok(first)) => {
+                Some(Ok(first))
+                    if first != previous && owners.iter().all(|o| o.as_ref() == Ok(first)) =>
+                {
                     Ok(first.clone())
                 }
                 _ => Err(owners),
@@ -352,4 +359,55 @@ fn a_sigterm_hands_the_vip_to_another_node_without_losing_a_request() {
         .find(|g| g["key"] == VIP)
         .unwrap();
     assert_eq!(group["reason"], format!("Drained({owner})"));
+}
+
+/// A carrier loss (the switch port goes down, the node's eth1 stays administratively up)
+/// reaches the owner's announcer through a netlink link event: it reports itself ineligible
+/// for the group on that interface, and another node answers the client.
+#[test]
+fn a_carrier_loss_makes_the_owner_ineligible_and_another_node_answers() {
+    let segment = Segment::up();
+    let owner = segment.agreed_owner(&[1, 2, 3]);
+    let owner_index: usize = owner.trim_start_matches('n').parse().unwrap();
+    let owner_mac = segment.mac(owner_index);
+    segment
+        .lab
+        .exec_ok(
+            &segment.lab.switch_ns(),
+            &[
+                "ip",
+                "link",
+                "set",
+                "dev",
+                &format!("l2n{owner_index}"),
+                "down",
+            ],
+        )
+        .unwrap();
+    let why = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+        let status = segment.status(owner_index)?;
+        let group = status["groups"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["key"] == VIP))
+            .cloned()
+            .ok_or_else(|| format!("no group: {status}"))?;
+        let mine = group["not_owner"]
+            .as_array()
+            .and_then(|n| n.iter().find(|n| n["node"] == owner.as_str()))
+            .map(|n| n["reason"].as_str().unwrap_or_default().to_string());
+        match mine {
+            Some(reason) if reason.starts_with("NotEligible") => Ok(reason),
+            _ => Err(format!("{group}")),
+        }
+    })
+    .unwrap_or_else(|e| panic!("the old owner never said it is ineligible: {e}"));
+    assert_eq!(why, "NotEligible(CarrierDown(eth1))");
+    let survivors: Vec<usize> = (1..=NODES).filter(|i| *i != owner_index).collect();
+    let new_owner = segment.agreed_owner_other_than(&survivors, &owner);
+    let new_index: usize = new_owner.trim_start_matches('n').parse().unwrap();
+    let replies = segment.arping(3, Duration::from_millis(100), |_| {});
+    let macs: Vec<&str> = replies.iter().map(|(_, m)| m.as_str()).collect();
+    let new_mac = segment.mac(new_index);
+    assert_eq!(macs, vec![new_mac.as_str(); 3]);
+    assert_ne!(new_mac, owner_mac);
 }
