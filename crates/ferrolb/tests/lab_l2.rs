@@ -57,6 +57,11 @@ impl Drop for Segment {
 
 impl Segment {
     fn up() -> Segment {
+        Segment::up_with(&[], &[])
+    }
+
+    /// With `extra` arguments for every speaker, after running `setup` in every node.
+    fn up_with(extra: &[&str], setup: &[&[&str]]) -> Segment {
         let lab = Lab::up(
             LabSpec::new(RouterKind::Frr)
                 .with_nodes(NODES)
@@ -78,9 +83,12 @@ impl Segment {
         fs::create_dir_all(lab.logs_dir()).unwrap();
         let mut speakers = BTreeMap::new();
         for i in 1..=NODES {
+            for argv in setup {
+                lab.exec_ok(&lab.node_ns(i), argv).unwrap();
+            }
             let log = File::create(lab.logs_dir().join(format!("l2-speaker-n{i}.log"))).unwrap();
             let name = format!("n{i}");
-            let argv = [
+            let mut argv = vec![
                 BIN,
                 "speaker",
                 "--config-dir",
@@ -92,6 +100,7 @@ impl Segment {
                 "--listen-port",
                 "0",
             ];
+            argv.extend_from_slice(extra);
             // `ip netns exec` execs the program, so the child's pid is the speaker's.
             let child = lab
                 .command(&lab.node_ns(i), &argv)
@@ -433,4 +442,82 @@ fn a_carrier_loss_makes_the_owner_ineligible_and_another_node_answers() {
     let new_mac = segment.mac(new_index);
     assert_eq!(macs, vec![new_mac.as_str(); 3]);
     assert_ne!(new_mac, owner_mac);
+}
+
+/// `--bind-vips lo` with `arp_ignore=1`: every node puts the VIP on lo (so the owner accepts
+/// the traffic), the kernel answers no ARP for it (the client still hears exactly one MAC, the
+/// owner's), and the client's pings to the VIP are answered.
+#[test]
+fn bound_vips_are_served_by_the_owner_and_never_answered_by_the_kernel() {
+    let segment = Segment::up_with(
+        &["--bind-vips", "lo"],
+        &[&["sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1"]],
+    );
+    let owner = segment.agreed_owner(&[1, 2, 3]);
+    let owner_index: usize = owner.trim_start_matches('n').parse().unwrap();
+    for i in 1..=NODES {
+        wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+            let out = segment
+                .lab
+                .exec_ok(
+                    &segment.lab.node_ns(i),
+                    &["ip", "-4", "addr", "show", "dev", "lo"],
+                )
+                .unwrap();
+            if out.contains(&format!("{VIP}/32")) {
+                Ok(())
+            } else {
+                Err(out)
+            }
+        })
+        .unwrap_or_else(|e| panic!("n{i} never bound {VIP} on lo: {e}"));
+    }
+    let replies = segment.arping(5, Duration::from_millis(100), |_| {});
+    let macs: Vec<&str> = replies.iter().map(|(_, m)| m.as_str()).collect();
+    let owner_mac = segment.mac(owner_index);
+    assert_eq!(macs, vec![owner_mac.as_str(); 5], "owner {owner}");
+    let ping = segment
+        .lab
+        .exec(
+            &segment.lab.client_ns(),
+            &["ping", "-c", "3", "-i", "0.2", "-W", "2", VIP],
+        )
+        .unwrap();
+    assert!(
+        ping.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    let status = segment.status(owner_index).unwrap();
+    assert_eq!(status["bind_refused"], "", "{status}");
+}
+
+/// `--bind-vips lo` with the kernel default `arp_ignore=0`: binding the VIP would make every
+/// node's kernel answer ARP for it, so it is not bound and the status says why; the client
+/// still hears only the owner.
+#[test]
+fn vips_are_not_bound_where_the_kernel_would_answer_arp_and_the_status_says_why() {
+    let segment = Segment::up_with(
+        &["--bind-vips", "lo"],
+        &[&["sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=0"]],
+    );
+    let owner = segment.agreed_owner(&[1, 2, 3]);
+    let owner_index: usize = owner.trim_start_matches('n').parse().unwrap();
+    let status = segment.status(owner_index).unwrap();
+    let why = status["bind_refused"].as_str().unwrap().to_string();
+    assert!(why.contains("arp_ignore is 0"), "{status}");
+    for i in 1..=NODES {
+        let out = segment
+            .lab
+            .exec_ok(
+                &segment.lab.node_ns(i),
+                &["ip", "-4", "addr", "show", "dev", "lo"],
+            )
+            .unwrap();
+        assert!(!out.contains(VIP), "n{i} bound {VIP}: {out}");
+    }
+    let replies = segment.arping(5, Duration::from_millis(100), |_| {});
+    let macs: Vec<&str> = replies.iter().map(|(_, m)| m.as_str()).collect();
+    let owner_mac = segment.mac(owner_index);
+    assert_eq!(macs, vec![owner_mac.as_str(); 5], "owner {owner}");
 }
