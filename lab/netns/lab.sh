@@ -12,6 +12,12 @@
 #      |
 #   NAME-n<i> eth0 192.0.2.(10+i)/24, 2001:db8:0:1::(10+i)/64
 #
+# With --l2, a second segment for layer-2 mode (no router on it): a LAN bridge br1 in NAME-sw
+# with every node and the client:
+#
+#   NAME-cl   eth1 198.18.0.100/24, fd00:18::100/64
+#   NAME-n<i> eth1 198.18.0.(10+i)/24, fd00:18::(10+i)/64
+#
 # Every link is created directly inside the namespaces, so nothing appears in the
 # root namespace and several labs (different NAMEs) can run at once. The router
 # daemons run inside NAME-rtr with their config, pid files, sockets and logs in
@@ -35,6 +41,9 @@ readonly ROUTER_CLIENT_V4="198.51.100.1/24" ROUTER_CLIENT_V6="2001:db8:0:2::1/64
 readonly CLIENT_V4="198.51.100.10/24" CLIENT_V6="2001:db8:0:2::10/64"
 node_v4() { echo "192.0.2.$((10 + $1))/24"; }
 node_v6() { echo "2001:db8:0:1::$((10 + $1))/64"; }
+readonly L2_CLIENT_V4="198.18.0.100/24" L2_CLIENT_V6="fd00:18::100/64"
+l2_node_v4() { echo "198.18.0.$((10 + $1))/24"; }
+l2_node_v6() { echo "fd00:18::$((10 + $1))/64"; }
 
 LAB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly LAB_DIR
@@ -53,18 +62,19 @@ usage() {
 lab/netns/lab.sh: the ferrolb network-namespace lab (needs root)
 
   lab.sh up      [--name NAME] [--router frr|bird|gobgp] [--router-config FILE]
-                 [--nodes N] [--router-port PORT]
+                 [--nodes N] [--router-port PORT] [--l2]
   lab.sh down    [--name NAME]
   lab.sh status  [--name NAME]
   lab.sh router-stop | router-start | router-restart [--name NAME]
   lab.sh router-cli [--name NAME] [ARGS...]   vtysh / birdc / gobgp for this lab's router
   lab.sh list                                 names of the labs that have state
-  lab.sh env [--nodes N]                      the lab's numbers, nodes, links and addresses
+  lab.sh env [--nodes N] [--l2]               the lab's numbers, nodes, links and addresses
 
 NAME: 1-6 letters or digits (default fl). Namespaces: NAME-sw, NAME-rtr, NAME-n1..NAME-nN,
 NAME-cl. State (configs, pid files, sockets, logs): /run/ferrolb-lab/NAME/.
 --router-config replaces the router's default config (for FRR: the bgpd config); the
 placeholders @NAME@ @STATE_DIR@ @ROUTER_PORT@ @ASN@ @ROUTER_ID@ are substituted in it.
+--l2 adds the layer-2 LAN: bridge br1 with every node's and the client's eth1.
 EOF
 }
 
@@ -90,6 +100,7 @@ NODES="3"
 NODES_SET=""
 ROUTER_PORT="179"
 ROUTER_PORT_SET=""
+L2=""
 CLI_ARGS=()
 
 parse_options() {
@@ -104,6 +115,7 @@ parse_options() {
       --router-port)
         [[ $# -ge 2 ]] || die "--router-port needs a value"
         ROUTER_PORT="$2"; ROUTER_PORT_SET=1; shift 2 ;;
+      --l2) L2=1; shift ;;
       --) shift; CLI_ARGS+=("$@"); break ;;
       -h | --help) usage; exit 0 ;;
       *)
@@ -251,12 +263,13 @@ load_env() { # read the lab's saved settings; false when the lab has no state
       ROUTER) ROUTER="$value" ;;
       NODES) NODES="$value" ;;
       ROUTER_PORT) ROUTER_PORT="$value" ;;
+      L2) [[ -n "$L2" ]] || L2="$value" ;;
     esac
   done <"${STATE}/lab.env"
 }
 
 save_env() {
-  printf 'ROUTER=%s\nNODES=%s\nROUTER_PORT=%s\n' "$ROUTER" "$NODES" "$ROUTER_PORT" >"${STATE}/lab.env"
+  printf 'ROUTER=%s\nNODES=%s\nROUTER_PORT=%s\nL2=%s\n' "$ROUTER" "$NODES" "$ROUTER_PORT" "$L2" >"${STATE}/lab.env"
 }
 
 # ---------------------------------------------------------------- topology
@@ -361,6 +374,29 @@ topology_up() {
     set_host_if "$ns" eth0 "$(node_v4 "$i")" "$(node_v6 "$i")"
     set_default_routes "$ns" "${ROUTER_FABRIC_V4%/*}" "${ROUTER_FABRIC_V6%/*}"
   done
+  if [[ -n "$L2" ]]; then l2_segment_up; fi
+}
+
+l2_segment_up() { # the layer-2 LAN: br1 with the client's and every node's eth1, no router
+  local i ns
+  if ! ip -n "$NS_SW" link show dev br1 >/dev/null 2>&1; then
+    ip -n "$NS_SW" link add br1 type bridge stp_state 0 mcast_snooping 0
+  fi
+  ip -n "$NS_SW" link set dev br1 up
+  ensure_veth "$NS_SW" l2cl "$NS_CL" eth1
+  ensure_l2_bridge_port l2cl
+  set_host_if "$NS_CL" eth1 "$L2_CLIENT_V4" "$L2_CLIENT_V6"
+  for ((i = 1; i <= NODES; i++)); do
+    ns="${NAME}-n${i}"
+    ensure_veth "$NS_SW" "l2n${i}" "$ns" eth1
+    ensure_l2_bridge_port "l2n${i}"
+    set_host_if "$ns" eth1 "$(l2_node_v4 "$i")" "$(l2_node_v6 "$i")"
+  done
+}
+
+ensure_l2_bridge_port() { # port_ifname (in NAME-sw)
+  ip -n "$NS_SW" link set dev "$1" master br1
+  ip -n "$NS_SW" link set dev "$1" up
 }
 
 # ---------------------------------------------------------------- routers
@@ -660,6 +696,7 @@ cmd_env() {
   local i
   printf 'STATE_ROOT=%s\nASN=%s\nROUTER_ID=%s\nMAX_NODES=%s\nGOBGP_API_PORT=%s\nNODES=%s\n' \
     "$STATE_ROOT" "$ASN" "$ROUTER_ID" "$MAX_NODES" "$GOBGP_API_PORT" "$NODES"
+  if [[ -n "$L2" ]]; then printf 'L2=1\n'; fi
   printf 'node %s\n' sw rtr cl
   for ((i = 1; i <= NODES; i++)); do printf 'node n%s\n' "$i"; done
   printf 'link sw:rtr rtr:eth0\nlink rtr:eth1 cl:eth0\n'
@@ -672,6 +709,13 @@ cmd_env() {
     printf 'addr n%s eth0 %s\naddr n%s eth0 %s\n' "$i" "$(node_v4 "$i")" "$i" "$(node_v6 "$i")"
     printf 'gateway n%s %s\ngateway n%s %s\n' "$i" "${ROUTER_FABRIC_V4%/*}" "$i" "${ROUTER_FABRIC_V6%/*}"
   done
+  if [[ -n "$L2" ]]; then
+    printf 'link sw:l2cl cl:eth1\naddr cl eth1 %s\naddr cl eth1 %s\n' "$L2_CLIENT_V4" "$L2_CLIENT_V6"
+    for ((i = 1; i <= NODES; i++)); do
+      printf 'link sw:l2n%s n%s:eth1\n' "$i" "$i"
+      printf 'addr n%s eth1 %s\naddr n%s eth1 %s\n' "$i" "$(l2_node_v4 "$i")" "$i" "$(l2_node_v6 "$i")"
+    done
+  fi
 }
 
 cmd_list() {

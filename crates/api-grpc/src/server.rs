@@ -29,6 +29,8 @@ pub trait StatusSource: Send + Sync + 'static {
     fn services(&self) -> pb::ListServicesResponse;
     fn pools(&self) -> pb::ListPoolsResponse;
     fn config(&self) -> pb::ConfigState;
+    /// Layer 2: VIP groups, owners, members.
+    fn l2(&self) -> pb::ListL2Response;
     /// Marked changed whenever any snapshot above may differ.
     fn changes(&self) -> watch::Receiver<()>;
 }
@@ -128,6 +130,13 @@ impl<S: StatusSource> pb::status_server::Status for StatusService<S> {
         _: Request<pb::ListPoolsRequest>,
     ) -> Result<Response<pb::ListPoolsResponse>, Status> {
         Ok(Response::new(self.source.pools()))
+    }
+
+    async fn list_l2(
+        &self,
+        _: Request<pb::ListL2Request>,
+    ) -> Result<Response<pb::ListL2Response>, Status> {
+        Ok(Response::new(self.source.l2()))
     }
 
     async fn get_config(

@@ -75,6 +75,19 @@ impl StatusSource for Fake {
             ..Default::default()
         }
     }
+    fn l2(&self) -> pb::ListL2Response {
+        pb::ListL2Response {
+            running: true,
+            node: "n1".into(),
+            groups: vec![pb::L2Group {
+                key: "192.0.2.10".into(),
+                owner: "n1".into(),
+                owned_here: true,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
     fn changes(&self) -> watch::Receiver<()> {
         self.tx.subscribe()
     }
@@ -141,6 +154,13 @@ async fn every_call_answers_from_the_source_and_a_peer_filter_applies() {
         "340282366920938463463374607431768211455",
         "u128 counts travel exactly"
     );
+    let l2 = client
+        .list_l2(pb::ListL2Request::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(l2.running);
+    assert_eq!(l2.groups[0].owner, "n1");
     let config = client
         .get_config(pb::GetConfigRequest::default())
         .await

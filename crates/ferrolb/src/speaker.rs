@@ -15,6 +15,7 @@ use ferrolb_model::names::{check_label_key, check_label_value};
 use ferrolb_model::node::Node;
 use ferrolb_speaker::addressing::ClassFilter;
 use ferrolb_speaker::agent::{Agent, AgentOptions};
+use ferrolb_speaker::l2_shell::L2ShellOptions;
 use ferrolb_speaker::metrics::Metrics;
 use ferrolb_speaker::source::{ClusterSource, FolderSource};
 use ferrolb_speaker::status_api::AgentStatusSource;
@@ -82,6 +83,15 @@ pub struct Args {
     /// The gRPC status API (ferrolb.v1.Status, health, reflection), read by `ferrolb status`.
     #[arg(long, value_name = "ADDR:PORT", default_value = ferrolb_api_grpc::DEFAULT_ADDRESS)]
     status_address: SocketAddr,
+    /// The layer-2 heartbeat key: a file of at least 16 octets (32 random octets recommended,
+    /// e.g. `head -c 32 /dev/urandom > l2.key`), the same on every node of the segment.
+    /// Required when an L2Advertisement selects this node.
+    #[arg(long, value_name = "PATH")]
+    l2_key_file: Option<PathBuf>,
+    /// The layer-2 segment name, the same on every node of one cluster (beats of another
+    /// segment are ignored).
+    #[arg(long, value_name = "NAME", default_value = ferrolb_speaker::l2_shell::DEFAULT_SEGMENT)]
+    l2_segment: String,
     /// Prometheus metrics, /healthz and /readyz over HTTP.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9120")]
     metrics_address: SocketAddr,
@@ -104,12 +114,28 @@ fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
     Ok(labels)
 }
 
+/// The heartbeat key file: its bytes, at least 16 of them.
+fn read_l2_key(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let key = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("--l2-key-file {}: {e}", path.display()))?;
+    if key.len() < 16 {
+        bail!(
+            "--l2-key-file {}: {} octets; the heartbeat key needs at least 16 (32 random \
+             octets recommended: head -c 32 /dev/urandom > FILE)",
+            path.display(),
+            key.len()
+        );
+    }
+    Ok(key)
+}
+
 pub fn run(args: &Args) -> anyhow::Result<Outcome> {
     if let Some(dir) = &args.config_dir
         && !dir.is_dir()
     {
         bail!("--config-dir {}: not a directory", dir.display());
     }
+    let l2_key = args.l2_key_file.as_deref().map(read_l2_key).transpose()?;
     let options = AgentOptions {
         node: Node {
             name: args.node_name.clone(),
@@ -125,14 +151,24 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
         },
         // In a cluster the controller allocates; a folder has no controller.
         allocate: !args.kubernetes,
+        l2: L2ShellOptions {
+            node_id: args.node_name.clone(),
+            segment: args.l2_segment.clone(),
+            key: l2_key,
+        },
     };
     daemon::run(|| async {
         let mut agent = Agent::start(options).await?;
         let metrics = Metrics::new(agent.status(), agent.bgp_status())
             .map_err(|e| anyhow::anyhow!("cannot set up the metrics: {e}"))?;
+        metrics
+            .with_l2(agent.l2_view())
+            .map_err(|e| anyhow::anyhow!("cannot set up the layer-2 metrics: {e}"))?;
         agent.on_read(metrics.read_observer());
         let mut servers = Servers::new();
-        let status = Arc::new(AgentStatusSource::new(agent.status(), agent.bgp_status()));
+        let status = Arc::new(
+            AgentStatusSource::new(agent.status(), agent.bgp_status()).with_l2(agent.l2_view()),
+        );
         servers.status(args.status_address, status).await?;
         let metrics = Arc::new(metrics);
         let ready = metrics.clone();

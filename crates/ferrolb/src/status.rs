@@ -1,4 +1,4 @@
-//! `ferrolb status sessions|routes|services|pools|config`: a running speaker's gRPC status API
+//! `ferrolb status sessions|routes|services|pools|l2|config`: a running speaker's gRPC status API
 //! as aligned tables (shaped like `birdc show protocols` and `gobgp neighbor`), or as JSON or
 //! YAML with `-o`. `--watch` prints the table, then one line (or one JSON document) per
 //! session or route change as the speaker reports it.
@@ -40,6 +40,8 @@ enum What {
     Routes,
     Services,
     Pools,
+    /// Layer 2: VIP groups, their owners and why the other nodes are not, and the members.
+    L2,
     Config,
 }
 
@@ -94,6 +96,14 @@ async fn run_async(args: &Args) -> anyhow::Result<Outcome> {
                     .await?
                     .into_inner(),
                 pools_table,
+            )?,
+            What::L2 => render(
+                args.output,
+                &client
+                    .list_l2(pb::ListL2Request::default())
+                    .await?
+                    .into_inner(),
+                l2_table,
             )?,
             What::Config => render(
                 args.output,
@@ -366,7 +376,14 @@ fn services_table(r: &pb::ListServicesResponse) -> String {
             let mut peers: Vec<&str> = s.announcements.iter().map(|a| a.peer.as_str()).collect();
             peers.dedup();
             let detail = if s.announced {
-                let mut d = format!("to {}", peers.join(","));
+                let mut places = Vec::new();
+                if !peers.is_empty() {
+                    places.push(format!("to {}", peers.join(",")));
+                }
+                if !s.l2_group.is_empty() {
+                    places.push(format!("layer 2 (group {})", s.l2_group));
+                }
+                let mut d = places.join(", ");
                 if !s.reasons.is_empty() {
                     d.push_str(&format!(" (also: {})", s.reasons.join("; ")));
                 }
@@ -425,6 +442,153 @@ fn pools_table(r: &pb::ListPoolsResponse) -> String {
         &["POOL", "FAMILY", "TOTAL", "IN USE", "AVAILABLE", "USED"],
         &rows,
     )
+}
+
+/// The groups (VIP, owner, interface, epoch, since, reason, why not the others), then the
+/// segment's members, then problems and warnings.
+pub fn l2_table(r: &pb::ListL2Response) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let mut out = String::new();
+    if !r.problem.is_empty() {
+        out.push_str(&format!("layer 2 does not run: {}\n", r.problem));
+    } else if r.running {
+        out.push_str(&format!("node {} ({})\n", r.node, r.phase));
+    } else {
+        out.push_str("layer 2 is not used on this node\n");
+    }
+    let rows: Vec<Vec<String>> = r
+        .groups
+        .iter()
+        .map(|g| {
+            let owner = if g.owned_here {
+                format!("{} (here)", g.owner)
+            } else {
+                dash(&g.owner)
+            };
+            let interface = if g.interface_problem.is_empty() {
+                dash(&g.interface)
+            } else {
+                format!("- ({})", g.interface_problem)
+            };
+            let since = if g.since_unix_ms > 0 {
+                human_duration(u64::try_from((now - g.since_unix_ms) / 1000).unwrap_or(0))
+            } else {
+                "-".into()
+            };
+            let others: Vec<String> = g
+                .not_owner
+                .iter()
+                .map(|n| format!("{}: {}", n.node, n.reason))
+                .collect();
+            vec![
+                g.addresses.join(","),
+                owner,
+                interface,
+                if g.epoch == 0 {
+                    "-".into()
+                } else if g.provisional {
+                    format!("{} (provisional)", g.epoch)
+                } else {
+                    g.epoch.to_string()
+                },
+                since,
+                dash(&g.reason),
+                if g.eligible {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+                g.requests_answered.to_string(),
+                if others.is_empty() {
+                    "-".into()
+                } else {
+                    others.join("; ")
+                },
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "VIP",
+            "OWNER",
+            "INTERFACE",
+            "EPOCH",
+            "SINCE",
+            "REASON",
+            "ELIGIBLE",
+            "ANSWERED",
+            "NOT OWNER",
+        ],
+        &rows,
+    ));
+    if !r.members.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = r
+            .members
+            .iter()
+            .map(|m| {
+                vec![
+                    m.node.clone(),
+                    m.liveness.clone(),
+                    dash(&m.mac),
+                    dash(&m.interface),
+                    if m.rtt_micros == 0 {
+                        "-".into()
+                    } else {
+                        format!("{:.2}ms", m.rtt_micros as f64 / 1000.0)
+                    },
+                    m.beats_received.to_string(),
+                    m.beats_lost.to_string(),
+                    m.deaths.to_string(),
+                    format!("{}/{}", m.owned_groups, m.eligible_groups),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "MEMBER",
+                "STATE",
+                "MAC",
+                "INTERFACE",
+                "RTT",
+                "BEATS",
+                "LOST",
+                "DEATHS",
+                "OWNED/ELIGIBLE",
+            ],
+            &rows,
+        ));
+    }
+    for c in &r.conflicts {
+        out.push_str(&format!(
+            "conflict: {} also answered by {} on {} ({} times{})\n",
+            c.vip,
+            c.mac,
+            c.interface,
+            c.count,
+            if c.peer.is_empty() {
+                String::new()
+            } else {
+                format!(", member {}", c.peer)
+            }
+        ));
+    }
+    if !r.bind_refused.is_empty() {
+        out.push_str(&format!("not bound: {}\n", r.bind_refused));
+    }
+    for w in &r.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out
 }
 
 fn config_table(c: &pb::ConfigState) -> String {

@@ -326,3 +326,37 @@ fn crds_prints_all_six_definitions() {
         ]
     );
 }
+
+#[test]
+fn speaker_refuses_a_layer_2_key_shorter_than_16_octets_before_starting() {
+    let dir = std::env::temp_dir().join(format!("l2w-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("short.key");
+    std::fs::write(&key, b"too short").unwrap();
+    let run = ferrolb_in(
+        &repository(),
+        &[
+            "speaker",
+            "--config-dir",
+            "examples/l2-homelab",
+            "--node-name",
+            "n1",
+            "--l2-key-file",
+            key.to_str().unwrap(),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stderr
+            .contains("9 octets; the heartbeat key needs at least 16"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_l2_homelab_example_passes_check() {
+    let run = ferrolb_in(&repository(), &["check", "examples/l2-homelab"]);
+    assert_eq!(run.status, 0, "{}{}", run.stdout, run.stderr);
+}

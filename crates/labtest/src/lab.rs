@@ -50,7 +50,7 @@ impl Lab {
             return Err(LabError::InvalidSpec("router_port must not be 0".into()));
         }
         let script = lab_script()?;
-        let (name, state_dir) = reserve_name()?;
+        let (name, state_dir) = reserve_name(spec.name_prefix.as_deref().unwrap_or("t"))?;
         let lab = Lab {
             name,
             state_dir,
@@ -71,6 +71,9 @@ impl Lab {
             "--router-port".to_owned(),
             lab.router_port.to_string(),
         ];
+        if spec.l2 {
+            args.push("--l2".to_owned());
+        }
         if let Some(config) = &spec.router_config {
             let path = lab.state_dir.join("router-config.in");
             fs::write(&path, config).map_err(|source| LabError::Io {
@@ -192,6 +195,41 @@ impl Lab {
             0,
             decimal_as_hex(10 + node_index(i)),
         )
+    }
+
+    /// Node `i`'s address on the layer-2 LAN (`LabSpec::with_l2`, eth1): 198.18.0.(10+i).
+    ///
+    /// # Panics
+    /// If `i` is 0 or above [`MAX_NODES`] (a bug in the test).
+    pub fn l2_node_v4(i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, 0, 10 + node_index(i))
+    }
+
+    /// Node `i`'s IPv6 address on the layer-2 LAN: fd00:18::(10+i), written in decimal.
+    ///
+    /// # Panics
+    /// If `i` is 0 or above [`MAX_NODES`] (a bug in the test).
+    pub fn l2_node_v6(i: usize) -> Ipv6Addr {
+        Ipv6Addr::new(
+            0xfd00,
+            0x18,
+            0,
+            0,
+            0,
+            0,
+            0,
+            decimal_as_hex(10 + node_index(i)),
+        )
+    }
+
+    /// The client's address on the layer-2 LAN (eth1): 198.18.0.100.
+    pub fn l2_client_v4() -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, 0, 100)
+    }
+
+    /// The client's IPv6 address on the layer-2 LAN: fd00:18::100.
+    pub fn l2_client_v6() -> Ipv6Addr {
+        Ipv6Addr::new(0xfd00, 0x18, 0, 0, 0, 0, 0, 0x100)
     }
 
     /// The client's address: 198.51.100.10.
@@ -474,8 +512,10 @@ fn lab_script() -> Result<PathBuf, LabError> {
 }
 
 /// Picks a free name and reserves it by creating its state directory (atomic).
-fn reserve_name() -> Result<(String, PathBuf), LabError> {
-    const SPACE: u64 = 36u64.pow(5);
+fn reserve_name(prefix: &str) -> Result<(String, PathBuf), LabError> {
+    // lab.sh names have at most 6 characters.
+    let width = 6usize.saturating_sub(prefix.len()).max(1);
+    let space: u64 = 36u64.pow(u32::try_from(width).unwrap_or(1));
     let root = Path::new(STATE_ROOT);
     fs::create_dir_all(root).map_err(|source| LabError::Io {
         context: format!("creating {}", root.display()),
@@ -485,7 +525,7 @@ fn reserve_name() -> Result<(String, PathBuf), LabError> {
     let mut last_err = None;
     for _ in 0..1000 {
         let n = u64::from(NAME_COUNTER.fetch_add(1, Ordering::Relaxed));
-        let name = format!("t{}", base36((pid * 1009 + n) % SPACE, 5));
+        let name = format!("{prefix}{}", base36((pid * 1009 + n) % space, width));
         if Path::new("/run/netns").join(format!("{name}-sw")).exists() {
             continue;
         }

@@ -62,6 +62,11 @@ pub struct LabSpec {
     pub nodes: usize,
     /// The port the router listens on for BGP (default 179).
     pub router_port: Option<u16>,
+    /// Add the layer-2 LAN (`lab.sh up --l2`): bridge br1 with the client's and every node's
+    /// eth1.
+    pub l2: bool,
+    /// The first characters of the lab's name (default `t`; at most 5 letters or digits).
+    pub name_prefix: Option<String>,
 }
 
 impl LabSpec {
@@ -72,7 +77,21 @@ impl LabSpec {
             router_config: None,
             nodes: 3,
             router_port: None,
+            l2: false,
+            name_prefix: None,
         }
+    }
+
+    /// Add the layer-2 LAN.
+    pub fn with_l2(mut self) -> Self {
+        self.l2 = true;
+        self
+    }
+
+    /// Name the lab (and its namespaces) with this prefix.
+    pub fn with_name_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.name_prefix = Some(prefix.into());
+        self
     }
 
     /// Use this configuration instead of the router's default one.

@@ -34,10 +34,15 @@ fn pair(a: &str, b: &str) -> (String, String) {
 }
 
 fn netns_lab(nodes: usize) -> Description {
+    netns_lab_with(nodes, &[])
+}
+
+fn netns_lab_with(nodes: usize, extra: &[&str]) -> Description {
     let script = repository().join("lab/netns/lab.sh");
     let out = Command::new("bash")
         .arg(&script)
         .args(["env", "--nodes", &nodes.to_string()])
+        .args(extra)
         .output()
         .expect("run lab.sh env");
     assert!(
@@ -103,6 +108,37 @@ fn the_harness_constants_and_addresses_are_the_labs() {
     for i in 1..=MAX_NODES {
         has(&format!("n{i}"), "eth0", Lab::node_v4(i).to_string());
         has(&format!("n{i}"), "eth0", Lab::node_v6(i).to_string());
+    }
+}
+
+/// `lab.sh env --l2`: the layer-2 LAN (br1) links the client's and every node's eth1, with the
+/// harness's addresses, and adds nothing else.
+#[test]
+fn the_l2_segment_is_the_harness_one_and_only_adds_eth1() {
+    let plain = netns_lab(3);
+    let l2 = netns_lab_with(3, &["--l2"]);
+    assert_eq!(l2.values.get("L2").map(String::as_str), Some("1"));
+    assert!(!plain.values.contains_key("L2"));
+    let added: BTreeSet<&(String, String)> = l2.links.difference(&plain.links).collect();
+    let expected: BTreeSet<(String, String)> = std::iter::once(pair("sw:l2cl", "cl:eth1"))
+        .chain((1..=3).map(|i| pair(&format!("sw:l2n{i}"), &format!("n{i}:eth1"))))
+        .collect();
+    assert_eq!(added, expected.iter().collect());
+    assert!(plain.links.is_subset(&l2.links));
+    let has = |node: &str, address: String| {
+        let addresses = &l2.addresses[&(node.to_string(), "eth1".to_string())];
+        assert!(
+            addresses
+                .iter()
+                .any(|a| a.split('/').next() == Some(address.as_str())),
+            "{node} eth1: {address} not in {addresses:?}"
+        );
+    };
+    has("cl", Lab::l2_client_v4().to_string());
+    has("cl", Lab::l2_client_v6().to_string());
+    for i in 1..=3 {
+        has(&format!("n{i}"), Lab::l2_node_v4(i).to_string());
+        has(&format!("n{i}"), Lab::l2_node_v6(i).to_string());
     }
 }
 

@@ -2,10 +2,11 @@
 //!
 //! The agent takes a stream of [`SourceUpdate`]s from a source (a folder, a cluster), runs the
 //! pure step [`desired`] on each good snapshot, and applies the result: routes and peers to the
-//! BGP speaker and, with `--bind-vips`, addresses to the host's interface. A refused update
+//! BGP speaker, VIP groups to the layer-2 shell ([`crate::l2_shell`]) and, with `--bind-vips`,
+//! addresses to the host's interface. A refused update
 //! changes nothing: the last good snapshot stays applied and the problems are logged and kept
 //! in [`AgentStatus`]. Stopping drains first (RFC 8326 graceful shutdown, then withdraw, then
-//! Cease).
+//! Cease; layer-2 groups are handed to their next owners at the same time).
 //!
 //! It owns the I/O of applying and the one fact it must look up itself, the router id. It does
 //! not decide anything a snapshot does not say.
@@ -24,6 +25,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::addressing::{Addressing, Allocations, ClassFilter};
 use crate::desired::{Desired, desired};
+use crate::l2_shell::{L2Shell, L2ShellOptions, L2View, bind_refusal};
 use crate::peers::{PeerProblem, PeerWarning};
 use crate::plan::Plan;
 use crate::source::{Snapshot, SourceProblem, SourceUpdate};
@@ -47,6 +49,8 @@ pub struct AgentOptions {
     pub load_balancer_class: ClassFilter,
     /// Allocate addresses on this node (a folder), or read them from the Services' status.
     pub allocate: bool,
+    /// Layer 2: node id, segment and heartbeat key.
+    pub l2: L2ShellOptions,
 }
 
 /// What the agent is doing, for logs, status APIs and tests.
@@ -68,6 +72,8 @@ pub struct AgentStatus {
     pub pools: Vec<PoolStats>,
     /// Addresses on the `--bind-vips` interface.
     pub bound: BTreeSet<IpAddr>,
+    /// Why layer-2 VIPs are not put on the `--bind-vips` interface, when they are not.
+    pub l2_bind_refused: Option<String>,
     /// How long the last snapshot took from read to the speaker having the new routes.
     pub last_apply: Option<Duration>,
 }
@@ -107,6 +113,7 @@ pub struct Agent {
     options: AgentOptions,
     bgp: Speaker,
     binder: Option<VipBinder>,
+    l2: L2Shell,
     addressing: Addressing,
     status: watch::Sender<AgentStatus>,
     router_id: Option<Ipv4Addr>,
@@ -132,6 +139,7 @@ impl Agent {
             Some(interface) => Some(VipBinder::new(interface).await?),
             None => None,
         };
+        let l2 = L2Shell::start(options.l2.clone());
         let (status, _) = watch::channel(AgentStatus::default());
         let addressing = if options.allocate {
             Addressing::Folder(Allocations::new())
@@ -143,6 +151,7 @@ impl Agent {
             options,
             bgp,
             binder,
+            l2,
             addressing,
             status,
             on_read: None,
@@ -157,6 +166,11 @@ impl Agent {
     /// The BGP speaker's status.
     pub fn bgp_status(&self) -> watch::Receiver<SpeakerStatus> {
         self.bgp.status()
+    }
+
+    /// The layer-2 shell's view: chosen interfaces, problems, the announcer's status.
+    pub fn l2_view(&self) -> watch::Receiver<L2View> {
+        self.l2.view()
     }
 
     /// Calls `observer` after every update (one observer; a new one replaces it).
@@ -254,13 +268,54 @@ impl Agent {
         if let Err(e) = self.bgp.set_peers(desired.peers.clone()).await {
             error!(error = %e, "peers refused by the speaker: keeping the previous sessions");
         }
+        self.l2.set_plan(&desired.plan.l2);
+        let Some(bind_interface) = self.binder.as_ref().map(|b| b.interface().to_string()) else {
+            return BTreeSet::new();
+        };
+        let wanted = self.addresses_to_bind(desired, &bind_interface);
         let Some(binder) = &mut self.binder else {
             return BTreeSet::new();
         };
-        if let Err(e) = binder.sync(&desired.bound_addresses()).await {
+        if let Err(e) = binder.sync(&wanted).await {
             error!(error = %e, "cannot bind service addresses");
         }
         binder.bound().clone()
+    }
+
+    /// The BGP-announced addresses, plus the layer-2 VIPs when binding them cannot make the
+    /// kernel answer ARP/NDP for them (the layer-2 owner must be the only responder).
+    fn addresses_to_bind(&self, desired: &Desired, bind_interface: &str) -> BTreeSet<IpAddr> {
+        let mut wanted = desired.bound_addresses();
+        let l2 = desired.plan.l2.eligible_addresses();
+        let answered_on: BTreeSet<String> = self
+            .l2
+            .view()
+            .borrow()
+            .interfaces
+            .values()
+            .filter_map(|i| i.as_ref().ok().cloned())
+            .chain(
+                desired
+                    .plan
+                    .l2
+                    .eligible()
+                    .filter_map(|(_, g)| match &g.interfaces {
+                        crate::plan::L2Interfaces::Listed(names) => Some(names.iter().cloned()),
+                        crate::plan::L2Interfaces::Any => None,
+                    })
+                    .flatten(),
+            )
+            .collect();
+        let refusal = bind_refusal(bind_interface, &l2, &answered_on);
+        match &refusal {
+            Some(why) => {
+                error!("layer-2 VIPs are not bound: {why}");
+                wanted.retain(|a| !l2.contains(a));
+            }
+            None => wanted.extend(l2),
+        }
+        self.status.send_modify(|s| s.l2_bind_refused = refusal);
+        wanted
     }
 
     /// Applies each update of `source` until `shutdown` completes or the source ends, then
@@ -294,11 +349,15 @@ impl Agent {
             options,
             bgp,
             mut binder,
+            l2,
             ..
         } = self;
         info!(drain_time = ?options.drain_time, "draining");
         let text = format!("ferrolb speaker on {} stopping", options.node.name);
-        bgp.drain(options.drain_time, Some(text)).await;
+        tokio::join!(
+            bgp.drain(options.drain_time, Some(text)),
+            drain_l2(l2, options.drain_time),
+        );
         if let Some(binder) = &mut binder
             && let Err(e) = binder.clear().await
         {
@@ -315,6 +374,18 @@ impl Agent {
             }
         }
         self.router_id
+    }
+}
+
+/// Hands the layer-2 groups this node owns to their next owners, for at most `timeout`.
+async fn drain_l2(l2: L2Shell, timeout: Duration) {
+    if let Some(report) = l2.drain(timeout).await
+        && report.released > 0
+    {
+        warn!(
+            released = report.released,
+            "layer 2: some groups had no successor within the drain time"
+        );
     }
 }
 
@@ -335,6 +406,9 @@ fn log_decisions(desired: &Desired) {
         for w in warnings {
             warn!(peer = %peer, "{w}");
         }
+    }
+    for warning in &desired.plan.l2.warnings {
+        warn!("{warning}");
     }
     for (peer, problem) in &desired.peer_problems {
         error!(peer = %peer, "no session: {problem}");

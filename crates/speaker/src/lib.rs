@@ -11,6 +11,7 @@
 pub mod addressing;
 pub mod agent;
 pub mod desired;
+pub mod l2_shell;
 pub mod metrics;
 pub mod peers;
 pub mod plan;

@@ -19,6 +19,7 @@ use prometheus::{
 use tokio::sync::watch;
 
 use crate::agent::{AgentStatus, ReadObserver, ReadOutcome};
+use crate::l2_shell::L2View;
 
 /// The metrics could not be registered.
 #[derive(Debug, thiserror::Error)]
@@ -436,6 +437,12 @@ impl Metrics {
         })
     }
 
+    /// Adds the layer-2 metrics, read from the layer-2 shell's view at each scrape.
+    pub fn with_l2(&self, view: watch::Receiver<L2View>) -> Result<(), MetricsError> {
+        self.registry.register(Box::new(L2Collector::new(view)?))?;
+        Ok(())
+    }
+
     /// Every metric family now.
     pub fn gather(&self) -> Vec<MetricFamily> {
         self.registry.gather()
@@ -462,5 +469,303 @@ impl Metrics {
         } else {
             Err("no configuration applied yet".into())
         }
+    }
+}
+
+/// Layer-2 metrics, computed at scrape time from the announcer's status (the durations are
+/// the announcer's own histograms, exposed as Prometheus histograms).
+struct L2Collector {
+    view: watch::Receiver<L2View>,
+    scrape: Mutex<()>,
+    running: IntGaugeVec,
+    group_owned: IntGaugeVec,
+    owner_changes: IntCounterVec,
+    member_alive: IntGaugeVec,
+    member_rtt: GaugeVec,
+    beats_received: IntCounterVec,
+    beats_lost: IntCounterVec,
+    heartbeats_rejected: IntCounterVec,
+    frames_sent: IntCounterVec,
+    requests_answered: IntCounterVec,
+    requests_not_owned: IntCounterVec,
+    conflicts: IntCounterVec,
+    warnings: IntGaugeVec,
+    histogram_descs: Vec<Desc>,
+}
+
+/// The announcer's duration histograms: name, help.
+const L2_HISTOGRAMS: [(&str, &str); 3] = [
+    (
+        "ferrolb_l2_detection_to_claim_seconds",
+        "From noticing that a group needs this node (owner dead, hand-off offered) to claiming it.",
+    ),
+    (
+        "ferrolb_l2_claim_to_first_announce_seconds",
+        "From claiming a group to its first gratuitous ARP / unsolicited NA leaving the socket.",
+    ),
+    (
+        "ferrolb_l2_last_beat_to_claim_seconds",
+        "From the previous (dead) owner's last heartbeat heard here to this node's claim.",
+    ),
+];
+
+impl L2Collector {
+    fn new(view: watch::Receiver<L2View>) -> Result<L2Collector, prometheus::Error> {
+        let histogram_descs = L2_HISTOGRAMS
+            .iter()
+            .map(|(name, help)| {
+                Desc::new(
+                    (*name).to_string(),
+                    (*help).to_string(),
+                    Vec::new(),
+                    std::collections::HashMap::new(),
+                )
+            })
+            .collect::<Result<Vec<Desc>, prometheus::Error>>()?;
+        Ok(L2Collector {
+            view,
+            scrape: Mutex::new(()),
+            running: gauge(
+                "ferrolb_l2_running",
+                "1 if the layer-2 announcer runs on this node.",
+                &[],
+            )?,
+            group_owned: gauge(
+                "ferrolb_l2_group_owned",
+                "Per VIP group (its lowest address): 1 if this node owns it, else 0.",
+                &["vip"],
+            )?,
+            owner_changes: counter(
+                "ferrolb_l2_owner_changes_total",
+                "Owner changes observed, by reason.",
+                &["reason"],
+            )?,
+            member_alive: gauge(
+                "ferrolb_l2_member_alive",
+                "Per segment member: 1 if alive (or this node), else 0.",
+                &["member"],
+            )?,
+            member_rtt: fgauge(
+                "ferrolb_l2_member_rtt_seconds",
+                "Heartbeat round-trip time to the member.",
+                &["member"],
+            )?,
+            beats_received: counter(
+                "ferrolb_l2_heartbeats_received_total",
+                "Heartbeats received from the member.",
+                &["member"],
+            )?,
+            beats_lost: counter(
+                "ferrolb_l2_heartbeats_lost_total",
+                "Heartbeats of the member that never arrived (sequence gaps).",
+                &["member"],
+            )?,
+            heartbeats_rejected: counter(
+                "ferrolb_l2_heartbeats_rejected_total",
+                "Heartbeat frames refused, by why: bad_mac, replayed, malformed, other_segment, duplicate_node_id.",
+                &["why"],
+            )?,
+            frames_sent: counter(
+                "ferrolb_l2_frames_sent_total",
+                "Frames sent, by type: heartbeat, arp_reply, neighbor_advert, gratuitous_arp, unsolicited_advert.",
+                &["type"],
+            )?,
+            requests_answered: counter(
+                "ferrolb_l2_requests_answered_total",
+                "ARP requests and neighbor solicitations answered, per VIP.",
+                &["vip"],
+            )?,
+            requests_not_owned: counter(
+                "ferrolb_l2_requests_not_owned_total",
+                "Requests for a VIP this node knows but does not own (its owner answers).",
+                &[],
+            )?,
+            conflicts: counter(
+                "ferrolb_l2_conflicting_responses_total",
+                "Frames from another MAC claiming a VIP this node owns, per VIP and MAC.",
+                &["vip", "mac"],
+            )?,
+            warnings: gauge(
+                "ferrolb_l2_preflight_warnings",
+                "Preflight warnings now (the kernel would answer too, a VIP outside every subnet of its interface, ...).",
+                &[],
+            )?,
+            histogram_descs,
+        })
+    }
+
+    fn parts(&self) -> Vec<&dyn Collector> {
+        vec![
+            &self.running,
+            &self.group_owned,
+            &self.owner_changes,
+            &self.member_alive,
+            &self.member_rtt,
+            &self.beats_received,
+            &self.beats_lost,
+            &self.heartbeats_rejected,
+            &self.frames_sent,
+            &self.requests_answered,
+            &self.requests_not_owned,
+            &self.conflicts,
+            &self.warnings,
+        ]
+    }
+
+    /// Refills every vector from the view; returns the histograms to emit.
+    fn fill(&self) -> Vec<MetricFamily> {
+        let view = self.view.borrow().clone();
+        for part in [
+            &self.running,
+            &self.group_owned,
+            &self.member_alive,
+            &self.warnings,
+        ] {
+            part.reset();
+        }
+        self.member_rtt.reset();
+        for part in [
+            &self.owner_changes,
+            &self.beats_received,
+            &self.beats_lost,
+            &self.heartbeats_rejected,
+            &self.frames_sent,
+            &self.requests_answered,
+            &self.requests_not_owned,
+            &self.conflicts,
+        ] {
+            part.reset();
+        }
+        let Some(status) = view.announcer else {
+            self.running.with_label_values(&[] as &[&str]).set(0);
+            return Vec::new();
+        };
+        self.running.with_label_values(&[] as &[&str]).set(1);
+        for (key, group) in &status.groups {
+            if group.addresses.is_empty() {
+                continue;
+            }
+            self.group_owned
+                .with_label_values(&[key.to_string()])
+                .set(i64::from(group.owned_here));
+        }
+        for (reason, n) in &status.owner_changes {
+            self.owner_changes.with_label_values(&[*reason]).inc_by(*n);
+        }
+        for (member, m) in &status.members {
+            use ferrolb_l2::MemberLiveness;
+            let alive = matches!(m.liveness, MemberLiveness::Local | MemberLiveness::Alive);
+            self.member_alive
+                .with_label_values(&[member])
+                .set(i64::from(alive));
+            if let Some(rtt) = m.rtt {
+                self.member_rtt
+                    .with_label_values(&[member])
+                    .set(rtt.as_secs_f64());
+            }
+            if !matches!(m.liveness, MemberLiveness::Local) {
+                self.beats_received
+                    .with_label_values(&[member])
+                    .inc_by(m.beats_received);
+                self.beats_lost
+                    .with_label_values(&[member])
+                    .inc_by(m.beats_lost);
+            }
+        }
+        let c = &status.counters;
+        for (why, n) in [
+            ("bad_mac", c.heartbeats_bad_mac),
+            ("replayed", c.heartbeats_replayed),
+            ("malformed", c.heartbeats_malformed),
+            ("other_segment", c.heartbeats_other_segment),
+            ("duplicate_node_id", c.heartbeats_duplicate_node_id),
+        ] {
+            self.heartbeats_rejected.with_label_values(&[why]).inc_by(n);
+        }
+        for (kind, n) in [
+            ("heartbeat", c.heartbeat_frames_sent),
+            ("arp_reply", c.arp_replies_sent),
+            ("neighbor_advert", c.neighbor_adverts_sent),
+            ("gratuitous_arp", c.gratuitous_arps_sent),
+            ("unsolicited_advert", c.unsolicited_adverts_sent),
+        ] {
+            self.frames_sent.with_label_values(&[kind]).inc_by(n);
+        }
+        for (vip, n) in &status.requests_answered {
+            self.requests_answered
+                .with_label_values(&[vip.to_string()])
+                .inc_by(*n);
+        }
+        self.requests_not_owned
+            .with_label_values(&[] as &[&str])
+            .inc_by(c.requests_not_owned);
+        for conflict in &status.conflicts {
+            self.conflicts
+                .with_label_values(&[conflict.vip.to_string(), conflict.mac.to_string()])
+                .inc_by(conflict.count);
+        }
+        self.warnings
+            .with_label_values(&[] as &[&str])
+            .set(i64::try_from(status.warnings.len()).unwrap_or(i64::MAX));
+        L2_HISTOGRAMS
+            .iter()
+            .zip([
+                &status.detection_to_claim,
+                &status.claim_to_first_announce,
+                &status.last_beat_to_claim,
+            ])
+            .map(|((name, help), h)| histogram_family(name, help, h))
+            .collect()
+    }
+}
+
+/// A Prometheus histogram family from one of the announcer's histograms (its counts are per
+/// bucket; Prometheus wants them cumulative).
+fn histogram_family(name: &str, help: &str, h: &ferrolb_l2::DurationHistogram) -> MetricFamily {
+    use prometheus::proto::{Bucket, Histogram as HistogramProto, Metric, MetricType};
+    let mut cumulative = 0;
+    let buckets: Vec<Bucket> = h
+        .bounds
+        .iter()
+        .zip(&h.counts)
+        .map(|(bound, n)| {
+            cumulative += n;
+            let mut b = Bucket::default();
+            b.set_upper_bound(bound.as_secs_f64());
+            b.set_cumulative_count(cumulative);
+            b
+        })
+        .collect();
+    let mut histogram = HistogramProto::default();
+    histogram.set_sample_count(h.count);
+    histogram.set_sample_sum(h.sum.as_secs_f64());
+    histogram.set_bucket(buckets);
+    let mut metric = Metric::default();
+    metric.set_histogram(histogram);
+    let mut family = MetricFamily::default();
+    family.set_name(name.to_string());
+    family.set_help(help.to_string());
+    family.set_field_type(MetricType::HISTOGRAM);
+    family.set_metric(vec![metric]);
+    family
+}
+
+impl Collector for L2Collector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.parts()
+            .into_iter()
+            .flat_map(|c| c.desc())
+            .chain(self.histogram_descs.iter())
+            .collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(PoisonError::into_inner);
+        let histograms = self.fill();
+        self.parts()
+            .into_iter()
+            .flat_map(|c| c.collect())
+            .chain(histograms)
+            .collect()
     }
 }

@@ -18,11 +18,13 @@ use ferrolb_bgpd::{PeerStatus, SpeakerStatus};
 use tokio::sync::watch;
 
 use crate::agent::AgentStatus;
+use crate::l2_shell::L2View;
 
 /// A [`StatusSource`] over the agent's and the speaker's status channels.
 pub struct AgentStatusSource {
     agent: watch::Receiver<AgentStatus>,
     speaker: watch::Receiver<SpeakerStatus>,
+    l2: Option<watch::Receiver<L2View>>,
     changes: watch::Receiver<()>,
 }
 
@@ -49,8 +51,16 @@ impl AgentStatusSource {
         AgentStatusSource {
             agent,
             speaker,
+            l2: None,
             changes,
         }
+    }
+
+    /// Answers `ListL2` from the layer-2 shell's view too (without it, only the plan's
+    /// groups are shown).
+    pub fn with_l2(mut self, view: watch::Receiver<L2View>) -> AgentStatusSource {
+        self.l2 = Some(view);
+        self
     }
 }
 
@@ -79,8 +89,197 @@ impl StatusSource for AgentStatusSource {
         config(&self.agent.borrow())
     }
 
+    fn l2(&self) -> pb::ListL2Response {
+        let agent = self.agent.borrow().clone();
+        let view = self
+            .l2
+            .as_ref()
+            .map(|v| v.borrow().clone())
+            .unwrap_or_default();
+        l2(&agent, &view)
+    }
+
     fn changes(&self) -> watch::Receiver<()> {
         self.changes.clone()
+    }
+}
+
+/// The API's view of layer 2: the plan's groups, with the announcer's verdicts when it runs.
+pub fn l2(agent: &AgentStatus, view: &L2View) -> pb::ListL2Response {
+    use ferrolb_l2::{MemberLiveness, NodePhase};
+    let announcer = view.announcer.as_ref();
+    let mut groups = Vec::new();
+    let mut keys: std::collections::BTreeSet<std::net::IpAddr> =
+        agent.plan.l2.groups.keys().copied().collect();
+    if let Some(status) = announcer {
+        keys.extend(status.groups.keys().copied());
+    }
+    for key in keys {
+        let planned = agent.plan.l2.groups.get(&key);
+        let live = announcer.and_then(|a| a.groups.get(&key));
+        let mut addresses: Vec<String> = match (planned, live) {
+            (Some(p), _) => p.addresses.iter().map(ToString::to_string).collect(),
+            (None, Some(l)) => l.addresses.iter().map(ToString::to_string).collect(),
+            (None, None) => Vec::new(),
+        };
+        if addresses.is_empty() {
+            addresses.push(key.to_string());
+        }
+        let (interface, interface_problem) = match view.interfaces.get(&key) {
+            Some(Ok(i)) => (i.clone(), String::new()),
+            Some(Err(e)) => (String::new(), e.to_string()),
+            None => (
+                live.and_then(|l| l.interface.clone()).unwrap_or_default(),
+                String::new(),
+            ),
+        };
+        let answered: u64 = announcer.map_or(0, |a| {
+            planned
+                .map(|p| p.addresses.iter().copied().collect::<Vec<_>>())
+                .unwrap_or_else(|| vec![key])
+                .iter()
+                .filter_map(|addr| a.requests_answered.get(addr))
+                .sum()
+        });
+        groups.push(pb::L2Group {
+            key: key.to_string(),
+            addresses,
+            services: planned
+                .map(|p| p.services.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+            eligible: planned.is_some_and(|p| p.eligible),
+            interface,
+            interface_problem,
+            owner: live.and_then(|l| l.owner.clone()).unwrap_or_default(),
+            owned_here: live.is_some_and(|l| l.owned_here),
+            epoch: live.map_or(0, |l| l.epoch),
+            provisional: live.is_some_and(|l| l.provisional),
+            since_unix_ms: live.and_then(|l| l.since).map_or(0, unix_ms),
+            reason: live
+                .and_then(|l| l.reason.as_ref())
+                .map(owner_reason)
+                .unwrap_or_default(),
+            handoff_to: live.and_then(|l| l.handoff_to.clone()).unwrap_or_default(),
+            not_owner: live
+                .map(|l| {
+                    l.not_owner
+                        .iter()
+                        .map(|(node, why)| pb::L2NotOwner {
+                            node: node.clone(),
+                            reason: not_owner_reason(why),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            requests_answered: answered,
+        });
+    }
+    let members = announcer
+        .map(|a| {
+            a.members
+                .iter()
+                .map(|(node, m)| pb::L2Member {
+                    node: node.clone(),
+                    liveness: match m.liveness {
+                        MemberLiveness::Local => "local",
+                        MemberLiveness::Alive => "alive",
+                        MemberLiveness::Joining => "joining",
+                        MemberLiveness::Dead => "dead",
+                    }
+                    .to_string(),
+                    mac: m.mac.map(|m| m.to_string()).unwrap_or_default(),
+                    interface: m.interface.clone().unwrap_or_default(),
+                    incarnation: m.incarnation,
+                    last_heard_unix_ms: m.last_heard.map_or(0, unix_ms),
+                    rtt_micros: m
+                        .rtt
+                        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+                    beats_received: m.beats_received,
+                    beats_lost: m.beats_lost,
+                    deaths: m.deaths,
+                    listening: m.listening,
+                    draining: m.draining,
+                    eligible_groups: m.eligible_groups as u64,
+                    owned_groups: m.owned_groups as u64,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut warnings = agent.plan.l2.warnings.clone();
+    if let Some(a) = announcer {
+        warnings.extend(a.warnings.iter().map(ToString::to_string));
+    }
+    pb::ListL2Response {
+        running: announcer.is_some(),
+        node: announcer.map(|a| a.node_id.clone()).unwrap_or_default(),
+        phase: announcer
+            .map(|a| match a.phase {
+                NodePhase::Listening { .. } => "listening",
+                NodePhase::Active => "active",
+                NodePhase::Draining { .. } => "draining",
+            })
+            .unwrap_or_default()
+            .to_string(),
+        problem: view.problem.clone().unwrap_or_default(),
+        groups,
+        members,
+        warnings,
+        conflicts: announcer
+            .map(|a| {
+                a.conflicts
+                    .iter()
+                    .map(|c| pb::L2Conflict {
+                        vip: c.vip.to_string(),
+                        mac: c.mac.to_string(),
+                        interface: c.interface.clone(),
+                        count: c.count,
+                        last_seen_unix_ms: unix_ms(c.last_seen),
+                        peer: c.peer.clone().unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        bind_refused: agent.l2_bind_refused.clone().unwrap_or_default(),
+    }
+}
+
+/// `Elected`, `TookOverFromDead(n1)`, ...: the reason with the node it names.
+pub fn owner_reason(reason: &ferrolb_l2::OwnerReason) -> String {
+    use ferrolb_l2::OwnerReason as R;
+    match reason {
+        R::Elected => "Elected".into(),
+        R::Sticky => "Sticky".into(),
+        R::TookOverFromDead { previous } => format!("TookOverFromDead({previous})"),
+        R::TookOverFromRestarted { previous } => format!("TookOverFromRestarted({previous})"),
+        R::TookOverFromIneligible { previous } => format!("TookOverFromIneligible({previous})"),
+        R::HandOff { from } => format!("HandOff({from})"),
+        R::Drained { from } => format!("Drained({from})"),
+        R::ConflictResolved { loser } => format!("ConflictResolved({loser})"),
+    }
+}
+
+/// `OwnedBy(n2)`, `NotEligible(CarrierDown(eth0))`, `Dead`, ...
+pub fn not_owner_reason(reason: &ferrolb_l2::NotOwnerReason) -> String {
+    use ferrolb_l2::{Ineligible, NotOwnerReason as R};
+    match reason {
+        R::OwnedBy { owner } => format!("OwnedBy({owner})"),
+        R::AssignedTo { node } => format!("AssignedTo({node})"),
+        R::LostConflict { winner } => format!("LostConflict({winner})"),
+        R::NotEligible(why) => format!(
+            "NotEligible({})",
+            match why {
+                Ineligible::NotListed => "NotListed".to_string(),
+                Ineligible::NotConfigured => "NotConfigured".to_string(),
+                Ineligible::InterfaceUnknown { interface } =>
+                    format!("InterfaceUnknown({interface})"),
+                Ineligible::CarrierDown { interface } => format!("CarrierDown({interface})"),
+            }
+        ),
+        R::Dead => "Dead".into(),
+        R::Joining => "Joining".into(),
+        R::Draining => "Draining".into(),
+        R::Listening => "Listening".into(),
+        R::NoCandidate => "NoCandidate".into(),
     }
 }
 
@@ -340,6 +539,8 @@ pub fn services(agent: &AgentStatus) -> pb::ListServicesResponse {
                     })
                     .collect(),
                 reasons: s.reasons.iter().map(ToString::to_string).collect(),
+                l2_advertisements: s.l2_advertisements.clone(),
+                l2_group: s.l2_group.map(|g| g.to_string()).unwrap_or_default(),
             })
             .collect(),
     }

@@ -17,6 +17,7 @@ use ferrolb_bgpd::{LastError, LastNotification, MessageCounters};
 use ferrolb_bgpd::{PeerStatus, SpeakerStatus};
 use ferrolb_model::service::ServiceKey;
 use ferrolb_speaker::agent::{AgentStatus, ReadOutcome};
+use ferrolb_speaker::l2_shell::L2View;
 use ferrolb_speaker::metrics::Metrics;
 use ferrolb_speaker::plan::{PeerSkip, ServicePlan};
 use tokio::sync::watch;
@@ -143,6 +144,77 @@ fn rich_status() -> (AgentStatus, SpeakerStatus) {
     (agent, speaker)
 }
 
+/// A layer-2 view with an owned group, a peer, a conflict and a sample in every histogram.
+fn rich_l2() -> L2View {
+    use ferrolb_l2::node::L2Node;
+    use ferrolb_l2::responder::ConflictEvidence;
+    use ferrolb_l2::{ConflictRecord, GroupStatus, L2Config, MemberLiveness, MemberStatus};
+    let vip: std::net::IpAddr = "198.18.0.200".parse().unwrap();
+    let node = L2Node::new(
+        L2Config::new("n1", "lab", vec![7; 32]),
+        Duration::ZERO,
+        SystemTime::now(),
+    )
+    .unwrap();
+    let mut status = node.status(Duration::ZERO);
+    status.groups.insert(
+        vip,
+        GroupStatus {
+            addresses: BTreeSet::from([vip]),
+            interface: Some("eth1".into()),
+            owner: Some("n1".into()),
+            owned_here: true,
+            epoch: 2,
+            provisional: false,
+            since: Some(SystemTime::now()),
+            reason: None,
+            handoff_to: None,
+            not_owner: BTreeMap::new(),
+        },
+    );
+    status.members.insert(
+        "n2".into(),
+        MemberStatus {
+            liveness: MemberLiveness::Alive,
+            incarnation: 1,
+            mac: Some("02:00:00:00:00:02".parse().unwrap()),
+            interface: Some("eth1".into()),
+            alive_since: Some(SystemTime::now()),
+            last_heard: Some(SystemTime::now()),
+            rtt: Some(Duration::from_micros(150)),
+            beats_received: 100,
+            beats_lost: 1,
+            deaths: 0,
+            listening: false,
+            draining: false,
+            eligible_groups: 1,
+            owned_groups: 0,
+        },
+    );
+    status.owner_changes.insert("took_over_from_dead", 1);
+    status.detection_to_claim.record(Duration::from_millis(1));
+    status
+        .claim_to_first_announce
+        .record(Duration::from_micros(80));
+    status.last_beat_to_claim.record(Duration::from_millis(301));
+    status.requests_answered.insert(vip, 5);
+    status.conflicts.push(ConflictRecord {
+        vip,
+        mac: "02:00:00:00:00:99".parse().unwrap(),
+        interface: "eth1".into(),
+        count: 2,
+        first_seen: SystemTime::now(),
+        last_seen: SystemTime::now(),
+        last_evidence: ConflictEvidence::ArpReply,
+        peer: None,
+    });
+    L2View {
+        problem: None,
+        interfaces: BTreeMap::from([(vip, Ok("eth1".to_string()))]),
+        announcer: Some(status),
+    }
+}
+
 fn start(
     agent: AgentStatus,
     speaker: SpeakerStatus,
@@ -154,6 +226,10 @@ fn start(
     let (agent_tx, agent_rx) = watch::channel(agent);
     let (speaker_tx, speaker_rx) = watch::channel(speaker);
     let metrics = Metrics::new(agent_rx, speaker_rx).unwrap();
+    let (l2_tx, l2_rx) = watch::channel(rich_l2());
+    metrics.with_l2(l2_rx).unwrap();
+    // The view's sender may go: the collector keeps the last value.
+    drop(l2_tx);
     (metrics, agent_tx, speaker_tx)
 }
 

@@ -3,9 +3,10 @@
 //! Each case is a folder `tests/plans/<case>/` holding `config/` (the YAML a configuration
 //! folder would hold: ferrolb.io resources, Services, EndpointSlices), `node.yaml` (this node:
 //! `name`, `labels`, and optionally `routerID`) and `expected.json`: what `ferrolb status
-//! services`, `routes` and `config` would show for that node (`-o json`), with the BGP
-//! sessions it would run. The plan goes through the same code as the running agent (the
-//! folder reader, then the pure step `desired`), with no sockets and no root.
+//! services`, `routes`, `config` and `l2` (its plan part: groups, Services, eligibility) would
+//! show for that node (`-o json`), with the BGP sessions it would run. The plan goes through
+//! the same code as the running agent (the folder reader, then the pure step `desired`), with
+//! no sockets and no root.
 //!
 //! After an intended change of behaviour, rewrite the expected files with
 //! `FERROLB_UPDATE_GOLDEN=1 cargo test -p ferrolb-speaker --test plans` and review the diff.
@@ -20,6 +21,7 @@ use ferrolb_model::node::Node;
 use ferrolb_speaker::addressing::{Addressing, Allocations, ClassFilter};
 use ferrolb_speaker::agent::AgentStatus;
 use ferrolb_speaker::desired::desired;
+use ferrolb_speaker::l2_shell::L2View;
 use ferrolb_speaker::source::read_config_dir;
 use ferrolb_speaker::status_api;
 use serde::Deserialize;
@@ -114,6 +116,7 @@ fn plan_of(case: &Path) -> Value {
         "services": status_api::services(&agent).services,
         "routes": status_api::routes(&agent, &SpeakerStatus::default()).peers,
         "pools": agent.pools.iter().map(status_api::pool).collect::<Vec<_>>(),
+        "l2": status_api::l2(&agent, &L2View::default()),
     })
 }
 
@@ -162,4 +165,36 @@ fn line_diff(expected: &str, actual: &str) -> String {
         }
     }
     out.join("\n")
+}
+
+/// Layer-2 groups are formed from cluster-wide facts only: two nodes with different labels
+/// reading the same folder form the same groups (keys, addresses, Services); only their
+/// eligibility differs.
+#[test]
+fn every_node_forms_the_same_l2_groups() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plans");
+    let groups = |case: &str| -> Vec<Value> {
+        let plan = plan_of(&root.join(case));
+        plan["l2"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| json!([g["key"], g["addresses"], g["services"]]))
+            .collect()
+    };
+    let eligible = |case: &str| -> Vec<bool> {
+        plan_of(&root.join(case))["l2"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["eligible"].as_bool().unwrap())
+            .collect()
+    };
+    let here = groups("l2-selectors");
+    assert_eq!(here.len(), 4, "{here:?}");
+    assert_eq!(here, groups("l2-selectors-other-node"));
+    assert_ne!(
+        eligible("l2-selectors"),
+        eligible("l2-selectors-other-node")
+    );
 }

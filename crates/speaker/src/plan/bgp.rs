@@ -93,6 +93,11 @@ impl<'c> Planner<'c> {
         }
     }
 
+    /// Whether any BGPAdvertisement applies to `pool`.
+    pub(super) fn applies_to_pool(&self, pool: &str) -> bool {
+        self.advertisements.iter().any(|a| a.applies_to_pool(pool))
+    }
+
     /// Adds the routes of an eligible Service (from `pool`) and records them, or why not, in
     /// `out`.
     pub(super) fn plan_service(
@@ -107,9 +112,8 @@ impl<'c> Planner<'c> {
             .copied()
             .filter(|a| a.applies_to_pool(pool))
             .collect();
+        // The caller reports a pool no advertisement of any protocol applies to.
         if applicable.is_empty() {
-            out.reasons
-                .push(Reason::NoAdvertisementForPool(pool.to_string()));
             return;
         }
         if self.plan.sessions.is_empty() {

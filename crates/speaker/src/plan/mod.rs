@@ -6,12 +6,15 @@
 //! This module owns what is common to every protocol: whether a Service can be announced from
 //! this node at all (it has an address from a pool, the node is not excluded, its endpoints
 //! allow it). [`bgp`] expands BGPAdvertisements into per-peer routes; it is the only part of the
-//! speaker that sees `ferrolb_bgpd`'s route attributes. The rules are MetalLB's; they are spelled
-//! out in `docs/coming-from-metallb.md`.
+//! speaker that sees `ferrolb_bgpd`'s route attributes. [`l2`] groups the Services that
+//! L2Advertisements announce into VIP groups and says which of them this node may own. A Service
+//! may be in both. The rules are MetalLB's; they are spelled out in
+//! `docs/coming-from-metallb.md`.
 //!
 //! It does not choose addresses (the allocator does) nor talk to routers (bgpd does).
 
 pub mod bgp;
+pub mod l2;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -24,6 +27,7 @@ use ferrolb_model::service::ServiceKey;
 use ipnet::IpNet;
 
 pub use bgp::{BgpPlan, PeerSkip, SessionPlan};
+pub use l2::{L2GroupPlan, L2Interfaces, L2Plan, LocalInterface, NoInterface, choose_interface};
 
 /// A Service with its assigned addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,7 +61,7 @@ pub enum Reason {
     NoLocalEndpoints,
     /// The Service's address is in no IPAddressPool.
     AddressInNoPool,
-    /// No BGPAdvertisement applies to the Service's pool.
+    /// No BGPAdvertisement and no L2Advertisement applies to the Service's pool.
     NoAdvertisementForPool(String),
     /// The BGPAdvertisement's nodeSelectors do not select this node.
     AdvertisementSkipsNode(String),
@@ -72,6 +76,10 @@ pub enum Reason {
     },
     /// No BGPPeer has a session on this node.
     NoSessionOnNode,
+    /// The L2Advertisement's nodeSelectors do not select this node.
+    L2AdvertisementSkipsNode(String),
+    /// The L2Advertisement's serviceSelectors do not select the Service.
+    L2AdvertisementSkipsService(String),
     /// The BGPPeer is selected for this node but its session cannot run (the peer's status
     /// says why).
     SessionCannotRun {
@@ -91,7 +99,10 @@ impl fmt::Display for Reason {
             }
             Reason::AddressInNoPool => f.write_str("the address is in no IPAddressPool"),
             Reason::NoAdvertisementForPool(pool) => {
-                write!(f, "no BGPAdvertisement applies to IPAddressPool/{pool}")
+                write!(
+                    f,
+                    "no BGPAdvertisement or L2Advertisement applies to IPAddressPool/{pool}"
+                )
             }
             Reason::AdvertisementSkipsNode(adv) => {
                 write!(
@@ -114,6 +125,18 @@ impl fmt::Display for Reason {
                 peers.join(", ")
             ),
             Reason::NoSessionOnNode => f.write_str("no BGPPeer has a session on this node"),
+            Reason::L2AdvertisementSkipsNode(adv) => {
+                write!(
+                    f,
+                    "L2Advertisement/{adv}: nodeSelectors do not select this node"
+                )
+            }
+            Reason::L2AdvertisementSkipsService(adv) => {
+                write!(
+                    f,
+                    "L2Advertisement/{adv}: serviceSelectors do not select the Service"
+                )
+            }
             Reason::SessionCannotRun { peer } => {
                 write!(
                     f,
@@ -144,13 +167,23 @@ pub struct ServicePlan {
     pub pool: Option<String>,
     /// Its routes, per peer.
     pub announcements: Vec<Announcement>,
+    /// The L2Advertisements that let this node answer ARP/NDP for it (empty: not by layer 2).
+    pub l2_advertisements: Vec<String>,
+    /// The VIP group (its key) this node may own for it, when announced by layer 2.
+    pub l2_group: Option<IpAddr>,
     /// Why it is not announced at all, or why some advertisements of it do not apply here.
     pub reasons: Vec<Reason>,
 }
 
 impl ServicePlan {
-    /// Whether this node announces the Service to anyone.
+    /// Whether this node announces the Service to anyone, by BGP or layer 2 (as a candidate
+    /// owner of its VIP group).
     pub fn is_announced(&self) -> bool {
+        !self.announcements.is_empty() || self.l2_group.is_some()
+    }
+
+    /// Whether this node announces the Service to a BGP peer.
+    pub fn is_announced_by_bgp(&self) -> bool {
         !self.announcements.is_empty()
     }
 }
@@ -162,6 +195,8 @@ pub struct Plan {
     pub services: BTreeMap<ServiceKey, ServicePlan>,
     /// The BGP sessions of this node and their routes.
     pub bgp: BgpPlan,
+    /// The VIP groups of layer 2 and whether this node may own them.
+    pub l2: L2Plan,
 }
 
 impl Plan {
@@ -188,11 +223,11 @@ impl Plan {
         }
     }
 
-    /// The addresses announced to at least one peer: what `--bind-vips` puts on the host.
+    /// The addresses announced to at least one BGP peer.
     pub fn announced_addresses(&self) -> BTreeSet<IpAddr> {
         self.services
             .values()
-            .filter(|s| s.is_announced())
+            .filter(|s| s.is_announced_by_bgp())
             .flat_map(|s| s.addresses.iter().copied())
             .collect()
     }
@@ -201,6 +236,7 @@ impl Plan {
 /// Plans this node's announcements.
 pub fn plan_announcements(config: &Config, node: &Node, services: &[ServiceInput]) -> Plan {
     let mut bgp = bgp::Planner::new(config, node);
+    let mut l2 = l2::Planner::new(config, node);
     let mut ordered: Vec<&ServiceInput> = services.iter().collect();
     ordered.sort_by(|a, b| a.key.cmp(&b.key));
     let mut plan = Plan::default();
@@ -210,13 +246,30 @@ pub fn plan_announcements(config: &Config, node: &Node, services: &[ServiceInput
             pool: service.pool.clone(),
             ..ServicePlan::default()
         };
-        match eligible_pool(node, service) {
-            Ok(pool) => bgp.plan_service(service, pool, &mut out),
-            Err(reason) => out.reasons.push(reason),
+        let eligible = eligible_pool(node, service);
+        if let Err(reason) = &eligible {
+            out.reasons.push(reason.clone());
+        }
+        // Layer-2 groups are formed from every addressed Service, eligible here or not, so
+        // that every node forms the same groups.
+        if let (false, Some(pool)) = (service.addresses.is_empty(), service.pool.as_deref()) {
+            let by_bgp = bgp.applies_to_pool(pool);
+            let by_l2 = l2.applies_to_pool(pool);
+            if eligible.is_ok() && !by_bgp && !by_l2 {
+                out.reasons
+                    .push(Reason::NoAdvertisementForPool(pool.to_string()));
+            }
+            if eligible.is_ok() && by_bgp {
+                bgp.plan_service(service, pool, &mut out);
+            }
+            if by_l2 {
+                l2.plan_service(service, pool, eligible.is_ok(), &mut out);
+            }
         }
         plan.services.insert(service.key.clone(), out);
     }
     plan.bgp = bgp.finish();
+    plan.l2 = l2.finish(&mut plan.services);
     plan
 }
 

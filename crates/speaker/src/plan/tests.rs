@@ -251,7 +251,7 @@ fn advertisement_for_another_pool_does_not_announce_and_says_so() {
     );
     assert_eq!(
         web.reasons[0].to_string(),
-        "no BGPAdvertisement applies to IPAddressPool/public"
+        "no BGPAdvertisement or L2Advertisement applies to IPAddressPool/public"
     );
 }
 
@@ -351,5 +351,114 @@ fn plan_does_not_depend_on_the_order_of_services() {
     assert_eq!(
         plan_announcements(&cfg, &n, &svcs),
         plan_announcements(&cfg, &n, &reversed)
+    );
+}
+
+// Layer 2
+
+const L2: &str = r#"
+apiVersion: ferrolb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: lan, namespace: ferrolb}
+spec: {ipAddressPools: [public]}
+"#;
+
+#[test]
+fn services_sharing_an_address_form_one_group_keyed_by_the_lowest_address() {
+    let config = with(L2);
+    // b shares 203.0.113.5 with a, c shares 2001:db8:ff::9 with b: one group of three.
+    let services = [
+        service("a", &["203.0.113.5"]),
+        service("b", &["203.0.113.5", "2001:db8:ff::9"]),
+        service("c", &["2001:db8:ff::9"]),
+        service("d", &["203.0.113.7"]),
+    ];
+    let plan = plan_announcements(&config, &node("n1", &[]), &services);
+    let keys: Vec<String> = plan.l2.groups.keys().map(ToString::to_string).collect();
+    assert_eq!(keys, ["203.0.113.5", "203.0.113.7"]);
+    let shared = &plan.l2.groups[&"203.0.113.5".parse::<IpAddr>().unwrap()];
+    assert_eq!(shared.services.len(), 3);
+    assert_eq!(shared.addresses.len(), 2);
+    assert!(plan.services.values().all(|s| s.l2_group.is_some()));
+}
+
+#[test]
+fn a_pool_with_only_an_l2_advertisement_is_announced_without_bgp_reasons() {
+    let plan = plan_announcements(
+        &with(L2),
+        &node("n1", &[]),
+        &[service("web", &["203.0.113.5"])],
+    );
+    let web = &plan.services[&ServiceKey::new("shop", "web")];
+    assert!(web.is_announced());
+    assert!(!web.is_announced_by_bgp());
+    assert!(web.reasons.is_empty(), "{:?}", web.reasons);
+    assert!(plan.announced_addresses().is_empty(), "BGP addresses only");
+    assert_eq!(plan.l2.eligible_addresses().len(), 1);
+}
+
+#[test]
+fn an_excluded_node_forms_the_group_but_is_not_eligible() {
+    let excluded = node("n1", &[(EXCLUDE_LABEL, "")]);
+    let plan = plan_announcements(&with(L2), &excluded, &[service("web", &["203.0.113.5"])]);
+    assert_eq!(plan.l2.groups.len(), 1);
+    assert!(!plan.l2.is_used());
+    let web = &plan.services[&ServiceKey::new("shop", "web")];
+    assert_eq!(web.reasons, [Reason::NodeExcluded]);
+    assert_eq!(web.l2_group, None);
+}
+
+fn group(addresses: &[&str], interfaces: L2Interfaces) -> L2GroupPlan {
+    L2GroupPlan {
+        addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+        services: BTreeSet::new(),
+        advertisements: BTreeSet::new(),
+        eligible: true,
+        interfaces,
+    }
+}
+
+fn local(name: &str, subnets: &[&str]) -> LocalInterface {
+    LocalInterface {
+        name: name.into(),
+        subnets: subnets.iter().map(|s| s.parse().unwrap()).collect(),
+    }
+}
+
+#[test]
+fn any_interface_means_the_one_whose_subnet_holds_the_address() {
+    let host = [
+        local("eth0", &["192.0.2.0/24"]),
+        local("eth1", &["198.18.0.0/24"]),
+    ];
+    let g = group(&["198.18.0.200"], L2Interfaces::Any);
+    assert_eq!(choose_interface(&g, &host), Ok("eth1".to_string()));
+    let outside = group(&["203.0.113.5"], L2Interfaces::Any);
+    assert_eq!(
+        choose_interface(&outside, &host),
+        Err(NoInterface::NoSubnet {
+            address: "203.0.113.5".parse().unwrap()
+        })
+    );
+}
+
+#[test]
+fn listed_interfaces_prefer_the_subnet_then_the_first_existing_one() {
+    let host = [
+        local("eth0", &["192.0.2.0/24"]),
+        local("eth1", &["198.18.0.0/24"]),
+    ];
+    let listed =
+        |names: &[&str]| L2Interfaces::Listed(names.iter().map(|n| n.to_string()).collect());
+    let g = group(&["198.18.0.200"], listed(&["eth0", "eth1"]));
+    assert_eq!(choose_interface(&g, &host), Ok("eth1".to_string()));
+    let g = group(&["203.0.113.5"], listed(&["eth0", "eth9"]));
+    assert_eq!(choose_interface(&g, &host), Ok("eth0".to_string()));
+    let g = group(&["203.0.113.5"], listed(&["eth9"]));
+    assert_eq!(
+        choose_interface(&g, &host),
+        Err(NoInterface::ListedMissing {
+            listed: vec!["eth9".to_string()]
+        })
     );
 }
