@@ -45,3 +45,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "ferrolb.speaker.image" -}}
 {{- printf "%s:%s" .Values.speaker.image.repository (default .Chart.AppVersion .Values.speaker.image.tag) -}}
 {{- end -}}
+
+{{- define "ferrolb.speaker.l2KeySecret" -}}
+{{- default (printf "%s-l2-key" (include "ferrolb.fullname" .)) .Values.speaker.l2.existingKeySecret -}}
+{{- end -}}
