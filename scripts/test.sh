@@ -23,6 +23,8 @@ step() {
 
 # shellcheck source=scripts/cargo-env.sh
 source scripts/cargo-env.sh
+# One build of everything, not an edit loop: incremental artefacts would only cost time and disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo fmt --version >/dev/null 2>&1 || die "rustfmt missing: rustup component add rustfmt"
 cargo clippy --version >/dev/null 2>&1 || die "clippy missing: rustup component add clippy"
 
