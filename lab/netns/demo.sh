@@ -3,7 +3,9 @@
 # `ferrolb speaker` on the configuration in examples/lab (a pool, a BGP peer, an advertisement
 # and a dual-stack Service), an FRR router balances a client's requests across them (ECMP),
 # a node is drained without a failed request, an advertisement is edited live without a session
-# reset, and a killed speaker is withdrawn while traffic goes on.
+# reset, and a killed speaker is withdrawn while traffic goes on. Then layer 2 on a LAN with no
+# router (examples/l2-homelab): one node answers ARP for the service address, and when it is
+# killed another takes over in well under a second while a client keeps sending requests.
 #
 #   sudo lab/netns/demo.sh [--keep]     (--keep leaves the lab and speakers running)
 set -euo pipefail
@@ -48,8 +50,8 @@ cargo build --release --quiet -p ferrolb
 FERROLB="${CARGO_TARGET_DIR:-target}/release/ferrolb"
 [[ "$FERROLB" == /* ]] || FERROLB="$PWD/$FERROLB"
 
-say "Bringing up the lab: FRR router (AS 64500, ECMP), nodes n1-n3, a client"
-lab/netns/lab.sh up --name "$LAB" --router frr --nodes 3
+say "Bringing up the lab: FRR router (AS 64500, ECMP), nodes n1-n3, a client, and a LAN for layer 2"
+lab/netns/lab.sh up --name "$LAB" --router frr --nodes 3 --l2
 mkdir -p "${STATE}/demo"
 rm -rf "$CONFIG"
 cp -r examples/lab "$CONFIG"
@@ -191,4 +193,94 @@ vtysh_rtr -c "show ip route 203.0.113.10/32"
 sleep 1
 loop_stop
 
-say "Done: routes at a real router, traffic to the service address, drain and failover without a lost request"
+say "Layer 2: the BGP speakers stop; the nodes answer ARP on the LAN (198.18.0.0/24) instead"
+for i in 1 2 3; do kill -TERM "${SPEAKER_PID[$i]}" 2>/dev/null || true; done
+for i in 1 2 3; do wait "${SPEAKER_PID[$i]}" 2>/dev/null || true; done
+L2_CONFIG=examples/l2-homelab
+L2_VIP=198.18.0.200
+head -c 32 /dev/urandom >"${STATE}/demo/l2.key"
+echo "configuration: ${L2_CONFIG} (one pool on the LAN, one L2Advertisement, two Services sharing ${L2_VIP})"
+
+start_l2_speaker() { # node index
+  local i="$1"
+  # The address goes on lo so the node's HTTP server accepts it; arp_ignore=1 keeps the kernel
+  # from answering ARP for it, so only the owner's responder does.
+  ip netns exec "${LAB}-n${i}" sysctl -qw net.ipv4.conf.all.arp_ignore=1
+  ip netns exec "${LAB}-n${i}" "$FERROLB" speaker --config-dir "$L2_CONFIG" --node-name "n${i}" \
+    --l2-key-file "${STATE}/demo/l2.key" --bind-vips lo --listen-port 0 --drain-time 1s \
+    >>"${STATE}/demo/speaker-l2-n${i}.log" 2>&1 &
+  SPEAKER_PID[$i]=$!
+}
+l2_owner() { # node index to ask -> the owner it sees, or nothing
+  ip netns exec "${LAB}-n$1" "$FERROLB" status l2 -o json 2>/dev/null | python3 -c '
+import json, sys
+groups = json.load(sys.stdin).get("groups", [])
+print(next((g.get("owner", "") for g in groups if g.get("key") == sys.argv[1]), ""))' "$L2_VIP" || true
+}
+wait_l2_owner() { # node index to ask, owner to avoid -> the owner
+  local owner=""
+  for _ in $(seq 1 200); do
+    owner="$(l2_owner "$1")"
+    [[ -n "$owner" && "$owner" != "$2" ]] && { echo "$owner"; return 0; }
+    sleep 0.1
+  done
+  echo "demo.sh: node n$1 sees no new owner for ${L2_VIP}" >&2
+  exit 1
+}
+
+for i in 1 2 3; do start_l2_speaker "$i"; done
+OWNER="$(wait_l2_owner 1 "")"
+ip netns exec "${LAB}-n1" "$FERROLB" status l2
+OWNER_MAC="$(ip netns exec "${LAB}-${OWNER}" cat /sys/class/net/eth1/address)"
+say "ARP from the client: exactly one answer per request, from ${OWNER} (${OWNER_MAC})"
+ip netns exec "${LAB}-cl" arping -c 3 -w 5 -I eth1 "$L2_VIP" || true
+requests 6 "http://${L2_VIP}:${PORT}/" | sort | uniq -c
+
+say "Killing ${OWNER}'s speaker (SIGKILL) while the client sends a request every 20 ms"
+rm -f "${STATE}/demo/stop-loop"
+# shellcheck disable=SC2016 # the loop's variables belong to the inner program
+ip netns exec "${LAB}-cl" python3 -c '
+import os, sys, time, urllib.request
+url, stop = sys.argv[1], sys.argv[2]
+answers, failures, last_ok, longest, first_after = 0, 0, None, 0.0, None
+start = time.monotonic()
+while not os.path.exists(stop) and time.monotonic() - start < 60:
+    t = time.monotonic()
+    try:
+        body = urllib.request.urlopen(url, timeout=0.25).read().decode().strip()
+        answers += 1
+        if last_ok is not None and t - last_ok > longest:
+            longest, first_after = t - last_ok, body
+        last_ok = t
+    except Exception:
+        failures += 1
+    time.sleep(0.02)
+print(answers, failures, round(longest * 1000), first_after or "-")' \
+  "http://${L2_VIP}:${PORT}/" "${STATE}/demo/stop-loop" >"${STATE}/demo/l2-loop.out" &
+LOOP_PID=$!
+sleep 1
+KILLED_INDEX="${OWNER#n}"
+kill -KILL "${SPEAKER_PID[$KILLED_INDEX]}"
+wait "${SPEAKER_PID[$KILLED_INDEX]}" 2>/dev/null || true
+SURVIVOR=1
+[[ "$KILLED_INDEX" == 1 ]] && SURVIVOR=2
+NEW_OWNER="$(wait_l2_owner "$SURVIVOR" "$OWNER")"
+sleep 1.5
+touch "${STATE}/demo/stop-loop"
+wait "$LOOP_PID"
+read -r answers failures gap_ms first_after <"${STATE}/demo/l2-loop.out"
+echo "client loop: ${answers} requests answered, ${failures} unanswered during the takeover;"
+echo "the longest gap between two answers was ${gap_ms} ms, then '${first_after}'"
+(( gap_ms < 1000 )) || { echo "demo.sh: the layer-2 failover took ${gap_ms} ms" >&2; exit 1; }
+ip netns exec "${LAB}-n${SURVIVOR}" "$FERROLB" status l2
+echo "the client's neighbour entry now points at ${NEW_OWNER}'s MAC (the announcement overrides it):"
+ip netns exec "${LAB}-cl" ip neigh show "$L2_VIP"
+
+say "${OWNER} comes back: it does not take the address back (no second move)"
+start_l2_speaker "$KILLED_INDEX"
+sleep 2
+AFTER="$(l2_owner "$SURVIVOR")"
+echo "owner of ${L2_VIP}: ${AFTER}"
+[[ "$AFTER" == "$NEW_OWNER" ]] || { echo "demo.sh: the address moved back to ${AFTER}" >&2; exit 1; }
+
+say "Done: routes at a real router, traffic to the service address, drain and failover without a lost request, and a layer-2 takeover in ${gap_ms} ms"
