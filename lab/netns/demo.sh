@@ -236,7 +236,10 @@ say "ARP from the client: exactly one answer per request, from ${OWNER} (${OWNER
 ip netns exec "${LAB}-cl" arping -c 3 -w 5 -I eth1 "$L2_VIP" || true
 requests 6 "http://${L2_VIP}:${PORT}/" | sort | uniq -c
 
-say "Killing ${OWNER}'s speaker (SIGKILL) while the client sends a request every 20 ms"
+say "${OWNER} dies (speaker SIGKILLed, LAN link cut) while the client sends a request every 20 ms"
+# Killing only the speaker would leave ${OWNER} serving the address it still has on lo to every
+# client that cached its MAC: nothing would fail and nothing would be measured. A dead node is
+# gone from the LAN too, so the client's requests fail until the new owner's announcement.
 rm -f "${STATE}/demo/stop-loop"
 # shellcheck disable=SC2016 # the loop's variables belong to the inner program
 ip netns exec "${LAB}-cl" python3 -c '
@@ -261,6 +264,7 @@ LOOP_PID=$!
 sleep 1
 KILLED_INDEX="${OWNER#n}"
 kill -KILL "${SPEAKER_PID[$KILLED_INDEX]}"
+ip -n "${LAB}-${OWNER}" link set eth1 down
 wait "${SPEAKER_PID[$KILLED_INDEX]}" 2>/dev/null || true
 SURVIVOR=1
 [[ "$KILLED_INDEX" == 1 ]] && SURVIVOR=2
@@ -277,6 +281,7 @@ echo "the client's neighbour entry now points at ${NEW_OWNER}'s MAC (the announc
 ip netns exec "${LAB}-cl" ip neigh show "$L2_VIP"
 
 say "${OWNER} comes back: it does not take the address back (no second move)"
+ip -n "${LAB}-${OWNER}" link set eth1 up
 start_l2_speaker "$KILLED_INDEX"
 sleep 2
 AFTER="$(l2_owner "$SURVIVOR")"
